@@ -1,0 +1,28 @@
+# Two commands matter: `make dev` starts everything locally, `make test`
+# runs every test. Both need only Go and the PostgreSQL server binaries.
+
+GO ?= go
+CLIPPER := $(GO) run ./cmd/clipper
+
+.PHONY: dev test build generate migrate seed help
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+dev: ## start Postgres (local, reused), migrate, seed, run the daemon
+	$(CLIPPER) dev
+
+test: ## run the full test suite against a throwaway Postgres
+	$(CLIPPER) testdb -- ./scripts/test.sh
+
+build: ## build bin/clipper
+	$(GO) build -o bin/clipper ./cmd/clipper
+
+generate: ## regenerate typed Go queries (sqlc) from db/queries and the migrations
+	cd db && $(GO) tool sqlc generate
+
+migrate: ## apply migrations to DATABASE_URL
+	$(CLIPPER) migrate
+
+seed: ## load dev data into DATABASE_URL
+	$(CLIPPER) seed

@@ -1,0 +1,239 @@
+// Package config reads the daemon's and commands' settings from the
+// environment (and a .env file in development) into one validated struct.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting, with defaults applied and values validated.
+// Secrets are never printed: see Redacted.
+type Config struct {
+	DatabaseURL string // DATABASE_URL
+
+	Addr      string // CLIPPER_ADDR
+	PublicURL string // CLIPPER_PUBLIC_URL: base URL that signed URLs point at
+	LogLevel  string // CLIPPER_LOG_LEVEL: debug|info|warn|error
+	LogFormat string // CLIPPER_LOG_FORMAT: text|json
+
+	DBMaxConns int32 // CLIPPER_DB_MAX_CONNS
+
+	// API keys.
+	Argon2MemoryKiB       uint32        // CLIPPER_ARGON2_MEMORY_KIB
+	Argon2Iterations      uint32        // CLIPPER_ARGON2_ITERATIONS
+	Argon2Parallelism     uint8         // CLIPPER_ARGON2_PARALLELISM
+	KeyCacheTTL           time.Duration // CLIPPER_KEY_CACHE_TTL
+	DefaultRateLimit      int           // CLIPPER_RATE_LIMIT_PER_MINUTE
+	LastUsedFlushInterval time.Duration // CLIPPER_LAST_USED_FLUSH_INTERVAL
+
+	// Storage and signed URLs.
+	StorageBackend         string        // CLIPPER_STORAGE_BACKEND: local|supabase
+	StorageDir             string        // CLIPPER_STORAGE_DIR (local backend)
+	StorageSigningSecret   string        // CLIPPER_STORAGE_SIGNING_SECRET[_FILE] (local backend)
+	SupabaseURL            string        // SUPABASE_URL (supabase backend)
+	SupabaseServiceRoleKey string        // SUPABASE_SERVICE_ROLE_KEY[_FILE] (supabase backend)
+	SignedURLTTL           time.Duration // CLIPPER_SIGNED_URL_TTL
+	SignedURLMaxTTL        time.Duration // CLIPPER_SIGNED_URL_MAX_TTL
+
+	// Webhooks.
+	WebhookSecret        string // CLIPPER_WEBHOOK_SECRET[_FILE]: the Authorization bearer secret
+	WebhookSigningSecret string // CLIPPER_WEBHOOK_SIGNING_SECRET[_FILE]: Standard Webhooks whsec_...
+
+	// Jobs and retention.
+	JobRetention     time.Duration // CLIPPER_JOB_RETENTION
+	HeartbeatTimeout time.Duration // CLIPPER_HEARTBEAT_TIMEOUT
+	CleanupInterval  time.Duration // CLIPPER_CLEANUP_INTERVAL
+	CleanupBatchSize int           // CLIPPER_CLEANUP_BATCH_SIZE
+}
+
+// Var documents one environment variable for --help and .env.example.
+type Var struct {
+	Name, Default, Help string
+	Secret              bool
+}
+
+// Vars lists every variable the project reads, in .env.example order.
+var Vars = []Var{
+	{"DATABASE_URL", "", "PostgreSQL URL. Unset in `clipper dev`: a throwaway local cluster is started.", true},
+	{"CLIPPER_ADDR", "127.0.0.1:8080", "Address the daemon listens on.", false},
+	{"CLIPPER_PUBLIC_URL", "http://<CLIPPER_ADDR>", "Base URL clients reach the daemon at (signed URLs of the local storage backend).", false},
+	{"CLIPPER_LOG_LEVEL", "info", "debug, info, warn or error.", false},
+	{"CLIPPER_LOG_FORMAT", "text", "text or json.", false},
+	{"CLIPPER_DB_MAX_CONNS", "20", "Connection pool size.", false},
+	{"CLIPPER_ARGON2_MEMORY_KIB", "19456", "argon2id memory per key hash (OWASP minimum 19456).", false},
+	{"CLIPPER_ARGON2_ITERATIONS", "2", "argon2id iterations.", false},
+	{"CLIPPER_ARGON2_PARALLELISM", "1", "argon2id lanes.", false},
+	{"CLIPPER_KEY_CACHE_TTL", "5m", "How long a verified key stays cached (revocation is pushed at once regardless).", false},
+	{"CLIPPER_RATE_LIMIT_PER_MINUTE", "600", "Requests per minute for keys without their own limit.", false},
+	{"CLIPPER_LAST_USED_FLUSH_INTERVAL", "30s", "How often api_keys.last_used_at is written (batched).", false},
+	{"CLIPPER_STORAGE_BACKEND", "local", "local (files served by the daemon) or supabase (Supabase Storage).", false},
+	{"CLIPPER_STORAGE_DIR", ".dev/storage", "Folder of the local storage backend.", false},
+	{"CLIPPER_STORAGE_SIGNING_SECRET", "(random per start)", "HMAC secret for local signed URLs; set it so URLs survive restarts and work across replicas.", true},
+	{"SUPABASE_URL", "", "Project URL, e.g. https://<ref>.supabase.co (supabase backend).", false},
+	{"SUPABASE_SERVICE_ROLE_KEY", "", "Service role key (supabase backend). Never sent to clients.", true},
+	{"CLIPPER_SIGNED_URL_TTL", "60s", "Default lifetime of a signed URL.", false},
+	{"CLIPPER_SIGNED_URL_MAX_TTL", "1h", "Longest lifetime a caller may ask for.", false},
+	{"CLIPPER_WEBHOOK_SECRET", "", "Secret expected as `Authorization: Bearer <secret>` on database webhooks; unset disables /webhooks/supabase.", true},
+	{"CLIPPER_WEBHOOK_SIGNING_SECRET", "", "Standard Webhooks secret (whsec_...); when set, signatures are required too.", true},
+	{"CLIPPER_JOB_RETENTION", "168h", "How long finished jobs are kept (sets expires_at).", false},
+	{"CLIPPER_HEARTBEAT_TIMEOUT", "2m", "A processing job with an older heartbeat is requeued or failed.", false},
+	{"CLIPPER_CLEANUP_INTERVAL", "5m", "How often the daemon deletes expired jobs and reaps stale ones (0 disables).", false},
+	{"CLIPPER_CLEANUP_BATCH_SIZE", "1000", "Jobs deleted per cleanup transaction.", false},
+}
+
+// Load reads the environment. Every variable of a *_FILE form may instead
+// name a file holding the value (for secrets mounted as files).
+func Load() (Config, error) {
+	var errs []error
+	r := reader{errs: &errs}
+	c := Config{
+		DatabaseURL:            r.secret("DATABASE_URL", ""),
+		Addr:                   r.str("CLIPPER_ADDR", "127.0.0.1:8080"),
+		PublicURL:              r.str("CLIPPER_PUBLIC_URL", ""),
+		LogLevel:               r.oneOf("CLIPPER_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		LogFormat:              r.oneOf("CLIPPER_LOG_FORMAT", "text", "text", "json"),
+		DBMaxConns:             int32(r.intIn("CLIPPER_DB_MAX_CONNS", 20, 1, 1000)),
+		Argon2MemoryKiB:        uint32(r.intIn("CLIPPER_ARGON2_MEMORY_KIB", 19456, 8, 1<<20)),
+		Argon2Iterations:       uint32(r.intIn("CLIPPER_ARGON2_ITERATIONS", 2, 1, 100)),
+		Argon2Parallelism:      uint8(r.intIn("CLIPPER_ARGON2_PARALLELISM", 1, 1, 64)),
+		KeyCacheTTL:            r.duration("CLIPPER_KEY_CACHE_TTL", 5*time.Minute, time.Second, 24*time.Hour),
+		DefaultRateLimit:       r.intIn("CLIPPER_RATE_LIMIT_PER_MINUTE", 600, 1, 1000000),
+		LastUsedFlushInterval:  r.duration("CLIPPER_LAST_USED_FLUSH_INTERVAL", 30*time.Second, 100*time.Millisecond, time.Hour),
+		StorageBackend:         r.oneOf("CLIPPER_STORAGE_BACKEND", "local", "local", "supabase"),
+		StorageDir:             r.str("CLIPPER_STORAGE_DIR", ".dev/storage"),
+		StorageSigningSecret:   r.secret("CLIPPER_STORAGE_SIGNING_SECRET", ""),
+		SupabaseURL:            strings.TrimRight(r.str("SUPABASE_URL", ""), "/"),
+		SupabaseServiceRoleKey: r.secret("SUPABASE_SERVICE_ROLE_KEY", ""),
+		SignedURLTTL:           r.duration("CLIPPER_SIGNED_URL_TTL", 60*time.Second, time.Second, 7*24*time.Hour),
+		SignedURLMaxTTL:        r.duration("CLIPPER_SIGNED_URL_MAX_TTL", time.Hour, time.Second, 7*24*time.Hour),
+		WebhookSecret:          r.secret("CLIPPER_WEBHOOK_SECRET", ""),
+		WebhookSigningSecret:   r.secret("CLIPPER_WEBHOOK_SIGNING_SECRET", ""),
+		JobRetention:           r.duration("CLIPPER_JOB_RETENTION", 7*24*time.Hour, time.Minute, 10*365*24*time.Hour),
+		HeartbeatTimeout:       r.duration("CLIPPER_HEARTBEAT_TIMEOUT", 2*time.Minute, time.Second, 24*time.Hour),
+		CleanupInterval:        r.duration("CLIPPER_CLEANUP_INTERVAL", 5*time.Minute, 0, 24*time.Hour),
+		CleanupBatchSize:       r.intIn("CLIPPER_CLEANUP_BATCH_SIZE", 1000, 1, 100000),
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Addr
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.SignedURLTTL > c.SignedURLMaxTTL {
+		errs = append(errs, errors.New("CLIPPER_SIGNED_URL_TTL: must not exceed CLIPPER_SIGNED_URL_MAX_TTL"))
+	}
+	if c.StorageBackend == "supabase" {
+		if c.SupabaseURL == "" {
+			errs = append(errs, errors.New("SUPABASE_URL: required when CLIPPER_STORAGE_BACKEND=supabase"))
+		}
+		if c.SupabaseServiceRoleKey == "" {
+			errs = append(errs, errors.New("SUPABASE_SERVICE_ROLE_KEY: required when CLIPPER_STORAGE_BACKEND=supabase"))
+		}
+	}
+	if s := c.WebhookSigningSecret; s != "" && !strings.HasPrefix(strings.TrimPrefix(s, "v1,"), "whsec_") {
+		errs = append(errs, errors.New("CLIPPER_WEBHOOK_SIGNING_SECRET: must start with whsec_"))
+	}
+	return c, errors.Join(errs...)
+}
+
+type reader struct{ errs *[]error }
+
+func (r reader) fail(name, format string, args ...any) {
+	*r.errs = append(*r.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+func (r reader) str(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+// secret reads NAME, or the file named by NAME_FILE. Error messages name
+// the variable, never the value.
+func (r reader) secret(name, def string) string {
+	if path := os.Getenv(name + "_FILE"); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			r.fail(name+"_FILE", "cannot read the file it names")
+			return def
+		}
+		return strings.TrimSpace(string(b))
+	}
+	return r.str(name, def)
+}
+
+func (r reader) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(r.str(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.fail(name, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+	return def
+}
+
+func (r reader) intIn(name string, def, min, max int) int {
+	s := r.str(name, "")
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		r.fail(name, "must be a whole number from %d to %d, got %q", min, max, s)
+		return def
+	}
+	return n
+}
+
+func (r reader) duration(name string, def, min, max time.Duration) time.Duration {
+	s := r.str(name, "")
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < min || d > max {
+		r.fail(name, "must be a duration from %s to %s (e.g. 30s, 5m), got %q", min, max, s)
+		return def
+	}
+	return d
+}
+
+// LoadDotEnv sets variables from a .env file (KEY=VALUE lines, # comments,
+// optional quotes) that are not already set. A missing file is fine.
+func LoadDotEnv(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		key, val, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("%s:%d: expected KEY=VALUE", path, n)
+		}
+		key = strings.TrimSpace(key)
+		val = strings.TrimSpace(val)
+		if len(val) >= 2 && (val[0] == '"' || val[0] == '\'') && val[len(val)-1] == val[0] {
+			val = val[1 : len(val)-1]
+		}
+		if _, set := os.LookupEnv(key); !set {
+			os.Setenv(key, val)
+		}
+	}
+	return sc.Err()
+}

@@ -1,0 +1,25 @@
+// Package seed loads the minimal development data (supabase/seed.sql).
+package seed
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/clipper/clipper/internal/database"
+	"github.com/clipper/clipper/supabase"
+)
+
+// DemoUserID owns the seeded jobs.
+const DemoUserID = "d0000000-0000-4000-8000-000000000001"
+
+// Apply runs seed.sql; running it again changes nothing.
+func Apply(ctx context.Context, db database.DB) error {
+	return database.InTx(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, supabase.Seed, pgx.QueryExecModeSimpleProtocol); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		return nil
+	})
+}

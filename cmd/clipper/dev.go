@@ -62,8 +62,12 @@ Ctrl-C stops the daemon and then PostgreSQL cleanly.`)
 		fmt.Println("Using DATABASE_URL from the environment.")
 	}
 
-	if _, err := migrate.Up(ctx, dsn, os.Stdout); err != nil {
+	res, err := migrate.Up(ctx, dsn, os.Stdout)
+	if err != nil {
 		return err
+	}
+	if len(res.Applied) == 0 {
+		fmt.Println("Migrations: database is up to date.")
 	}
 	pool, err := database.Open(ctx, dsn, database.Options{MaxConns: 2})
 	if err != nil {

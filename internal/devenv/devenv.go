@@ -36,13 +36,10 @@ func Start(ctx context.Context, opts Options) (*Database, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
-	}
-	// When run as root the server runs as an unprivileged user, which must
-	// be able to enter the folder.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, err
+	// The parent must be enterable by the unprivileged user the server runs
+	// as under root; the cluster folder itself is made by pgcluster.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", filepath.Dir(dir), err)
 	}
 	c, err := pgcluster.Start(ctx, pgcluster.Options{
 		DataDir: dir, Port: opts.Port, Fast: opts.Fast, Settings: opts.Settings, Logf: opts.Logf,

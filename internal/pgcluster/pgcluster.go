@@ -178,6 +178,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("pgcluster: %w", err)
+	} else if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o027 != 0 {
+		// postgres refuses a data directory that others can read or enter.
+		if err := os.Chmod(dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("pgcluster: data dir permissions: %w", err)
+		}
 	}
 
 	logPath := filepath.Join(dataDir, logName)

@@ -73,11 +73,6 @@ func ServerURL(t testing.TB) string {
 			serverErr = err
 			return
 		}
-		// The cluster may run as an unprivileged user when tests run as root.
-		if err := os.Chmod(dir, 0o755); err != nil {
-			serverErr = err
-			return
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		cluster, serverErr = pgcluster.Start(ctx, pgcluster.Options{DataDir: dir, Fast: true})

@@ -7,9 +7,261 @@ package dbgen
 
 import (
 	"context"
+	"encoding/json"
+	"time"
 
 	"github.com/google/uuid"
 )
+
+const cancelJob = `-- name: CancelJob :one
+update jobs
+set status = 'canceled',
+    expires_at = now() + $1::bigint * interval '1 microsecond'
+where id = $2 and status in ('queued', 'processing')
+returning id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at
+`
+
+type CancelJobParams struct {
+	RetentionUs int64     `json:"retention_us"`
+	ID          uuid.UUID `json:"id"`
+}
+
+func (q *Queries) CancelJob(ctx context.Context, arg CancelJobParams) (Job, error) {
+	row := q.db.QueryRow(ctx, cancelJob, arg.RetentionUs, arg.ID)
+	var i Job
+	err := row.Scan(
+		&i.ID,
+		&i.OwnerID,
+		&i.ApiKeyID,
+		&i.SourceType,
+		&i.SourceUrl,
+		&i.SourceObject,
+		&i.Params,
+		&i.Status,
+		&i.Attempts,
+		&i.MaxAttempts,
+		&i.IdempotencyKey,
+		&i.IdempotencyScope,
+		&i.RunAt,
+		&i.WorkerID,
+		&i.ClaimedAt,
+		&i.LastHeartbeatAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.Progress,
+		&i.ResultKeys,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ExpiresAt,
+	)
+	return i, err
+}
+
+const claimJobs = `-- name: ClaimJobs :many
+with claimable as materialized (
+  select id from jobs
+  where status = 'queued'
+    and run_at <= now()
+    and attempts < max_attempts
+    and (expires_at is null or expires_at > now())
+  order by created_at, id
+  limit $2
+  for update skip locked
+)
+update jobs
+set status = 'processing',
+    attempts = attempts + 1,
+    worker_id = $1::text,
+    claimed_at = now(),
+    last_heartbeat_at = now(),
+    progress = 0
+where id in (select id from claimable)
+returning id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at
+`
+
+type ClaimJobsParams struct {
+	WorkerID string `json:"worker_id"`
+	MaxRows  int32  `json:"max_rows"`
+}
+
+// The materialized CTE locks at most max_rows queued jobs, oldest first,
+// skipping rows other claimers hold; the planner cannot merge it into the
+// update and lock more. Expired jobs are left for cleanup.
+func (q *Queries) ClaimJobs(ctx context.Context, arg ClaimJobsParams) ([]Job, error) {
+	rows, err := q.db.Query(ctx, claimJobs, arg.WorkerID, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Job{}
+	for rows.Next() {
+		var i Job
+		if err := rows.Scan(
+			&i.ID,
+			&i.OwnerID,
+			&i.ApiKeyID,
+			&i.SourceType,
+			&i.SourceUrl,
+			&i.SourceObject,
+			&i.Params,
+			&i.Status,
+			&i.Attempts,
+			&i.MaxAttempts,
+			&i.IdempotencyKey,
+			&i.IdempotencyScope,
+			&i.RunAt,
+			&i.WorkerID,
+			&i.ClaimedAt,
+			&i.LastHeartbeatAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.Progress,
+			&i.ResultKeys,
+			&i.ErrorCode,
+			&i.ErrorMessage,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.ExpiresAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const completeJob = `-- name: CompleteJob :one
+update jobs
+set status = 'done',
+    progress = 100,
+    result_keys = $1::text[],
+    error_code = null,
+    error_message = null,
+    last_heartbeat_at = now(),
+    expires_at = now() + $2::bigint * interval '1 microsecond'
+where id = $3 and status = 'processing' and worker_id = $4::text
+returning id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at
+`
+
+type CompleteJobParams struct {
+	ResultKeys  []string  `json:"result_keys"`
+	RetentionUs int64     `json:"retention_us"`
+	ID          uuid.UUID `json:"id"`
+	WorkerID    string    `json:"worker_id"`
+}
+
+// Errors of earlier attempts stay in the job's events; a done job has none.
+func (q *Queries) CompleteJob(ctx context.Context, arg CompleteJobParams) (Job, error) {
+	row := q.db.QueryRow(ctx, completeJob,
+		arg.ResultKeys,
+		arg.RetentionUs,
+		arg.ID,
+		arg.WorkerID,
+	)
+	var i Job
+	err := row.Scan(
+		&i.ID,
+		&i.OwnerID,
+		&i.ApiKeyID,
+		&i.SourceType,
+		&i.SourceUrl,
+		&i.SourceObject,
+		&i.Params,
+		&i.Status,
+		&i.Attempts,
+		&i.MaxAttempts,
+		&i.IdempotencyKey,
+		&i.IdempotencyScope,
+		&i.RunAt,
+		&i.WorkerID,
+		&i.ClaimedAt,
+		&i.LastHeartbeatAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.Progress,
+		&i.ResultKeys,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ExpiresAt,
+	)
+	return i, err
+}
+
+const failJob = `-- name: FailJob :one
+update jobs
+set status = case when $1::boolean and attempts < max_attempts
+                  then 'queued'::job_status else 'failed'::job_status end,
+    worker_id = case when $1::boolean and attempts < max_attempts
+                     then null else worker_id end,
+    run_at = case when $1::boolean and attempts < max_attempts
+                  then now() + $2::bigint * interval '1 microsecond' else run_at end,
+    expires_at = case when $1::boolean and attempts < max_attempts
+                      then expires_at else now() + $3::bigint * interval '1 microsecond' end,
+    error_code = $4::text,
+    error_message = $5::text
+where id = $6 and status = 'processing' and worker_id = $7::text
+returning id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at
+`
+
+type FailJobParams struct {
+	Retryable    bool      `json:"retryable"`
+	DelayUs      int64     `json:"delay_us"`
+	RetentionUs  int64     `json:"retention_us"`
+	ErrorCode    string    `json:"error_code"`
+	ErrorMessage *string   `json:"error_message"`
+	ID           uuid.UUID `json:"id"`
+	WorkerID     string    `json:"worker_id"`
+}
+
+// A retryable failure with attempts left goes back to the queue after the
+// delay; any other failure is final and starts the retention period.
+func (q *Queries) FailJob(ctx context.Context, arg FailJobParams) (Job, error) {
+	row := q.db.QueryRow(ctx, failJob,
+		arg.Retryable,
+		arg.DelayUs,
+		arg.RetentionUs,
+		arg.ErrorCode,
+		arg.ErrorMessage,
+		arg.ID,
+		arg.WorkerID,
+	)
+	var i Job
+	err := row.Scan(
+		&i.ID,
+		&i.OwnerID,
+		&i.ApiKeyID,
+		&i.SourceType,
+		&i.SourceUrl,
+		&i.SourceObject,
+		&i.Params,
+		&i.Status,
+		&i.Attempts,
+		&i.MaxAttempts,
+		&i.IdempotencyKey,
+		&i.IdempotencyScope,
+		&i.RunAt,
+		&i.WorkerID,
+		&i.ClaimedAt,
+		&i.LastHeartbeatAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.Progress,
+		&i.ResultKeys,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ExpiresAt,
+	)
+	return i, err
+}
 
 const getJob = `-- name: GetJob :one
 select id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at from jobs where id = $1
@@ -18,6 +270,492 @@ select id, owner_id, api_key_id, source_type, source_url, source_object, params,
 // Primary key lookup.
 func (q *Queries) GetJob(ctx context.Context, id uuid.UUID) (Job, error) {
 	row := q.db.QueryRow(ctx, getJob, id)
+	var i Job
+	err := row.Scan(
+		&i.ID,
+		&i.OwnerID,
+		&i.ApiKeyID,
+		&i.SourceType,
+		&i.SourceUrl,
+		&i.SourceObject,
+		&i.Params,
+		&i.Status,
+		&i.Attempts,
+		&i.MaxAttempts,
+		&i.IdempotencyKey,
+		&i.IdempotencyScope,
+		&i.RunAt,
+		&i.WorkerID,
+		&i.ClaimedAt,
+		&i.LastHeartbeatAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.Progress,
+		&i.ResultKeys,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ExpiresAt,
+	)
+	return i, err
+}
+
+const getJobByIdempotencyKey = `-- name: GetJobByIdempotencyKey :one
+select id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at from jobs
+where idempotency_scope = $1::uuid and idempotency_key = $2::text
+`
+
+type GetJobByIdempotencyKeyParams struct {
+	Scope          uuid.UUID `json:"scope"`
+	IdempotencyKey string    `json:"idempotency_key"`
+}
+
+func (q *Queries) GetJobByIdempotencyKey(ctx context.Context, arg GetJobByIdempotencyKeyParams) (Job, error) {
+	row := q.db.QueryRow(ctx, getJobByIdempotencyKey, arg.Scope, arg.IdempotencyKey)
+	var i Job
+	err := row.Scan(
+		&i.ID,
+		&i.OwnerID,
+		&i.ApiKeyID,
+		&i.SourceType,
+		&i.SourceUrl,
+		&i.SourceObject,
+		&i.Params,
+		&i.Status,
+		&i.Attempts,
+		&i.MaxAttempts,
+		&i.IdempotencyKey,
+		&i.IdempotencyScope,
+		&i.RunAt,
+		&i.WorkerID,
+		&i.ClaimedAt,
+		&i.LastHeartbeatAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.Progress,
+		&i.ResultKeys,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ExpiresAt,
+	)
+	return i, err
+}
+
+const heartbeatJob = `-- name: HeartbeatJob :one
+update jobs
+set last_heartbeat_at = now()
+where id = $1 and status = 'processing' and worker_id = $2::text
+returning id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at
+`
+
+type HeartbeatJobParams struct {
+	ID       uuid.UUID `json:"id"`
+	WorkerID string    `json:"worker_id"`
+}
+
+// Touches no indexed column, so the update can stay HOT.
+func (q *Queries) HeartbeatJob(ctx context.Context, arg HeartbeatJobParams) (Job, error) {
+	row := q.db.QueryRow(ctx, heartbeatJob, arg.ID, arg.WorkerID)
+	var i Job
+	err := row.Scan(
+		&i.ID,
+		&i.OwnerID,
+		&i.ApiKeyID,
+		&i.SourceType,
+		&i.SourceUrl,
+		&i.SourceObject,
+		&i.Params,
+		&i.Status,
+		&i.Attempts,
+		&i.MaxAttempts,
+		&i.IdempotencyKey,
+		&i.IdempotencyScope,
+		&i.RunAt,
+		&i.WorkerID,
+		&i.ClaimedAt,
+		&i.LastHeartbeatAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.Progress,
+		&i.ResultKeys,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ExpiresAt,
+	)
+	return i, err
+}
+
+const insertJob = `-- name: InsertJob :one
+insert into jobs (
+  owner_id, api_key_id, source_type, source_url, source_object, params,
+  max_attempts, idempotency_key, run_at, expires_at
+) values (
+  $1, $2, $3, $4,
+  $5, $6, $7, $8,
+  coalesce($9::timestamptz, now()), $10
+)
+on conflict (idempotency_scope, idempotency_key) do nothing
+returning id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at
+`
+
+type InsertJobParams struct {
+	OwnerID        uuid.NullUUID   `json:"owner_id"`
+	ApiKeyID       uuid.NullUUID   `json:"api_key_id"`
+	SourceType     JobSourceType   `json:"source_type"`
+	SourceUrl      *string         `json:"source_url"`
+	SourceObject   *string         `json:"source_object"`
+	Params         json.RawMessage `json:"params"`
+	MaxAttempts    int32           `json:"max_attempts"`
+	IdempotencyKey *string         `json:"idempotency_key"`
+	RunAt          *time.Time      `json:"run_at"`
+	ExpiresAt      *time.Time      `json:"expires_at"`
+}
+
+// Returns no row when the idempotency scope already holds the key; the
+// caller then reads the existing job with GetJobByIdempotencyKey. A
+// concurrent insert of the same key waits for the first to commit.
+func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) (Job, error) {
+	row := q.db.QueryRow(ctx, insertJob,
+		arg.OwnerID,
+		arg.ApiKeyID,
+		arg.SourceType,
+		arg.SourceUrl,
+		arg.SourceObject,
+		arg.Params,
+		arg.MaxAttempts,
+		arg.IdempotencyKey,
+		arg.RunAt,
+		arg.ExpiresAt,
+	)
+	var i Job
+	err := row.Scan(
+		&i.ID,
+		&i.OwnerID,
+		&i.ApiKeyID,
+		&i.SourceType,
+		&i.SourceUrl,
+		&i.SourceObject,
+		&i.Params,
+		&i.Status,
+		&i.Attempts,
+		&i.MaxAttempts,
+		&i.IdempotencyKey,
+		&i.IdempotencyScope,
+		&i.RunAt,
+		&i.WorkerID,
+		&i.ClaimedAt,
+		&i.LastHeartbeatAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.Progress,
+		&i.ResultKeys,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ExpiresAt,
+	)
+	return i, err
+}
+
+const listJobsByAPIKey = `-- name: ListJobsByAPIKey :many
+select id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at from jobs
+where api_key_id = $1::uuid
+  and (created_at, id) < ($2::timestamptz, $3::uuid)
+order by created_at desc, id desc
+limit $4
+`
+
+type ListJobsByAPIKeyParams struct {
+	ApiKeyID        uuid.UUID `json:"api_key_id"`
+	BeforeCreatedAt time.Time `json:"before_created_at"`
+	BeforeID        uuid.UUID `json:"before_id"`
+	MaxRows         int32     `json:"max_rows"`
+}
+
+// Newest first; keyset on jobs_api_key_created_at_idx.
+func (q *Queries) ListJobsByAPIKey(ctx context.Context, arg ListJobsByAPIKeyParams) ([]Job, error) {
+	rows, err := q.db.Query(ctx, listJobsByAPIKey,
+		arg.ApiKeyID,
+		arg.BeforeCreatedAt,
+		arg.BeforeID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Job{}
+	for rows.Next() {
+		var i Job
+		if err := rows.Scan(
+			&i.ID,
+			&i.OwnerID,
+			&i.ApiKeyID,
+			&i.SourceType,
+			&i.SourceUrl,
+			&i.SourceObject,
+			&i.Params,
+			&i.Status,
+			&i.Attempts,
+			&i.MaxAttempts,
+			&i.IdempotencyKey,
+			&i.IdempotencyScope,
+			&i.RunAt,
+			&i.WorkerID,
+			&i.ClaimedAt,
+			&i.LastHeartbeatAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.Progress,
+			&i.ResultKeys,
+			&i.ErrorCode,
+			&i.ErrorMessage,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.ExpiresAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listJobsByOwner = `-- name: ListJobsByOwner :many
+select id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at from jobs
+where owner_id = $1::uuid
+  and (created_at, id) < ($2::timestamptz, $3::uuid)
+order by created_at desc, id desc
+limit $4
+`
+
+type ListJobsByOwnerParams struct {
+	OwnerID         uuid.UUID `json:"owner_id"`
+	BeforeCreatedAt time.Time `json:"before_created_at"`
+	BeforeID        uuid.UUID `json:"before_id"`
+	MaxRows         int32     `json:"max_rows"`
+}
+
+// Newest first; keyset on jobs_owner_created_at_idx.
+func (q *Queries) ListJobsByOwner(ctx context.Context, arg ListJobsByOwnerParams) ([]Job, error) {
+	rows, err := q.db.Query(ctx, listJobsByOwner,
+		arg.OwnerID,
+		arg.BeforeCreatedAt,
+		arg.BeforeID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Job{}
+	for rows.Next() {
+		var i Job
+		if err := rows.Scan(
+			&i.ID,
+			&i.OwnerID,
+			&i.ApiKeyID,
+			&i.SourceType,
+			&i.SourceUrl,
+			&i.SourceObject,
+			&i.Params,
+			&i.Status,
+			&i.Attempts,
+			&i.MaxAttempts,
+			&i.IdempotencyKey,
+			&i.IdempotencyScope,
+			&i.RunAt,
+			&i.WorkerID,
+			&i.ClaimedAt,
+			&i.LastHeartbeatAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.Progress,
+			&i.ResultKeys,
+			&i.ErrorCode,
+			&i.ErrorMessage,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.ExpiresAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listJobsByStatus = `-- name: ListJobsByStatus :many
+select id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at from jobs
+where status = $1
+  and (created_at, id) < ($2::timestamptz, $3::uuid)
+order by created_at desc, id desc
+limit $4
+`
+
+type ListJobsByStatusParams struct {
+	Status          JobStatus `json:"status"`
+	BeforeCreatedAt time.Time `json:"before_created_at"`
+	BeforeID        uuid.UUID `json:"before_id"`
+	MaxRows         int32     `json:"max_rows"`
+}
+
+// Newest first; keyset on jobs_status_created_at_idx (scanned backwards).
+func (q *Queries) ListJobsByStatus(ctx context.Context, arg ListJobsByStatusParams) ([]Job, error) {
+	rows, err := q.db.Query(ctx, listJobsByStatus,
+		arg.Status,
+		arg.BeforeCreatedAt,
+		arg.BeforeID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Job{}
+	for rows.Next() {
+		var i Job
+		if err := rows.Scan(
+			&i.ID,
+			&i.OwnerID,
+			&i.ApiKeyID,
+			&i.SourceType,
+			&i.SourceUrl,
+			&i.SourceObject,
+			&i.Params,
+			&i.Status,
+			&i.Attempts,
+			&i.MaxAttempts,
+			&i.IdempotencyKey,
+			&i.IdempotencyScope,
+			&i.RunAt,
+			&i.WorkerID,
+			&i.ClaimedAt,
+			&i.LastHeartbeatAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.Progress,
+			&i.ResultKeys,
+			&i.ErrorCode,
+			&i.ErrorMessage,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.ExpiresAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const requeueStaleJobs = `-- name: RequeueStaleJobs :many
+with stale as materialized (
+  select id from jobs
+  where status = 'processing'
+    and last_heartbeat_at < now() - $2::bigint * interval '1 microsecond'
+  order by last_heartbeat_at
+  limit $3
+  for update skip locked
+)
+update jobs
+set status = case when attempts < max_attempts then 'queued'::job_status else 'failed'::job_status end,
+    worker_id = case when attempts < max_attempts then null else worker_id end,
+    run_at = case when attempts < max_attempts then now() else run_at end,
+    expires_at = case when attempts < max_attempts
+                      then expires_at else now() + $1::bigint * interval '1 microsecond' end,
+    error_code = 'heartbeat_timeout',
+    error_message = 'the worker stopped sending heartbeats'
+where id in (select id from stale)
+returning id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at
+`
+
+type RequeueStaleJobsParams struct {
+	RetentionUs int64 `json:"retention_us"`
+	OlderThanUs int64 `json:"older_than_us"`
+	MaxRows     int32 `json:"max_rows"`
+}
+
+// Jobs whose worker stopped heartbeating go back to the queue, or fail
+// when they have no attempts left.
+func (q *Queries) RequeueStaleJobs(ctx context.Context, arg RequeueStaleJobsParams) ([]Job, error) {
+	rows, err := q.db.Query(ctx, requeueStaleJobs, arg.RetentionUs, arg.OlderThanUs, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Job{}
+	for rows.Next() {
+		var i Job
+		if err := rows.Scan(
+			&i.ID,
+			&i.OwnerID,
+			&i.ApiKeyID,
+			&i.SourceType,
+			&i.SourceUrl,
+			&i.SourceObject,
+			&i.Params,
+			&i.Status,
+			&i.Attempts,
+			&i.MaxAttempts,
+			&i.IdempotencyKey,
+			&i.IdempotencyScope,
+			&i.RunAt,
+			&i.WorkerID,
+			&i.ClaimedAt,
+			&i.LastHeartbeatAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.Progress,
+			&i.ResultKeys,
+			&i.ErrorCode,
+			&i.ErrorMessage,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.ExpiresAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const setJobProgress = `-- name: SetJobProgress :one
+update jobs
+set progress = $1::smallint, last_heartbeat_at = now()
+where id = $2 and status = 'processing' and worker_id = $3::text
+returning id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at
+`
+
+type SetJobProgressParams struct {
+	Progress int16     `json:"progress"`
+	ID       uuid.UUID `json:"id"`
+	WorkerID string    `json:"worker_id"`
+}
+
+// A progress report is also a heartbeat. The progress event comes from
+// the jobs_write_events trigger.
+func (q *Queries) SetJobProgress(ctx context.Context, arg SetJobProgressParams) (Job, error) {
+	row := q.db.QueryRow(ctx, setJobProgress, arg.Progress, arg.ID, arg.WorkerID)
 	var i Job
 	err := row.Scan(
 		&i.ID,

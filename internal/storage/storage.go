@@ -1,0 +1,32 @@
+// Package storage hands out short-lived signed URLs for objects in the
+// private buckets, through Supabase Storage or an embedded local backend.
+package storage
+
+import (
+	"context"
+	"time"
+)
+
+// The buckets the migrations create.
+const (
+	BucketSources = "sources"
+	BucketResults = "results"
+)
+
+// SignedURL is a URL that grants access to one object until ExpiresAt.
+type SignedURL struct {
+	Bucket    string    `json:"bucket"`
+	Path      string    `json:"path"`
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Signer signs object URLs. ttl has already been checked against the
+// configured maximum by the caller (see TTLPolicy).
+type Signer interface {
+	// SignDownload returns a URL to GET the object.
+	SignDownload(ctx context.Context, bucket, path string, ttl time.Duration) (SignedURL, error)
+	// SignUpload returns a URL to upload the object (PUT for the local
+	// backend, Supabase's signed upload for Supabase).
+	SignUpload(ctx context.Context, bucket, path string, ttl time.Duration) (SignedURL, error)
+}

@@ -27,6 +27,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"dev", "start everything locally: Postgres, migrations, seed, daemon", runDev},
+		{"serve", "run the daemon (HTTP API, webhooks, NOTIFY, cleanup)", runServe},
 		{"migrate", "apply the migrations (plain-Postgres bootstrap first where needed)", runMigrate},
 		{"seed", "load the minimal development data and print a demo API key", runSeed},
 		{"testdb", "run a command with TEST_DATABASE_URL set to a throwaway Postgres", runTestDB},

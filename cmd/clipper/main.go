@@ -30,6 +30,7 @@ func commands() []command {
 		{"serve", "run the daemon (HTTP API, webhooks, NOTIFY, cleanup)", runServe},
 		{"migrate", "apply the migrations (plain-Postgres bootstrap first where needed)", runMigrate},
 		{"seed", "load the minimal development data and print a demo API key", runSeed},
+		{"cleanup", "delete expired jobs (and their events) and reap stale jobs", runCleanup},
 		{"testdb", "run a command with TEST_DATABASE_URL set to a throwaway Postgres", runTestDB},
 	}
 }

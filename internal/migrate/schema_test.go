@@ -9,6 +9,7 @@ import (
 
 	"github.com/amacneil/dbmate/v2/pkg/dbmate"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/bootstrap"
@@ -29,10 +30,13 @@ func TestFreshDatabase(t *testing.T) {
 	names, sqls := migrationFiles(t)
 	require.Equal(t, names, res.Applied)
 
-	conn := connect(t, dsn)
-	strs := func(q string, args ...any) []string {
+	// A pool: the subtests below run in parallel.
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	strs := func(t *testing.T, q string, args ...any) []string {
 		t.Helper()
-		rows, err := conn.Query(ctx, q, args...)
+		rows, err := pool.Query(ctx, q, args...)
 		require.NoError(t, err, q)
 		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		require.NoError(t, err, q)
@@ -44,29 +48,32 @@ func TestFreshDatabase(t *testing.T) {
 	}
 
 	t.Run("Tables", func(t *testing.T) {
-		got := strs(`select table_schema || '.' || table_name from information_schema.tables
+		t.Parallel()
+		got := strs(t, `select table_schema || '.' || table_name from information_schema.tables
 			where table_schema = 'public' order by 1`)
 		require.Subset(t, got, []string{"public.api_keys", "public.job_events", "public.jobs"})
 		require.Equal(t, declared(all, `create table (?:if not exists )?(public\.\w+)`, `drop table (?:if exists )?(public\.\w+)`), got)
 		// Every table PostgREST exposes has row-level security on.
-		require.Empty(t, strs(`select relname::text from pg_class c where relnamespace = 'public'::regnamespace
+		require.Empty(t, strs(t, `select relname::text from pg_class c where relnamespace = 'public'::regnamespace
 			and relkind in ('r', 'p') and not relrowsecurity`))
 		// dbmate's history stays out of the exposed schema.
-		require.Empty(t, strs(`select relname::text from pg_class where relnamespace = 'public'::regnamespace
+		require.Empty(t, strs(t, `select relname::text from pg_class where relnamespace = 'public'::regnamespace
 			and relname = 'schema_migrations'`))
 		require.Equal(t, []string{"clipper_meta.schema_migrations"},
-			strs(`select coalesce(to_regclass($1)::text, '')`, migrate.HistoryTable))
+			strs(t, `select coalesce(to_regclass($1)::text, '')`, migrate.HistoryTable))
 	})
 
 	t.Run("Enums", func(t *testing.T) {
+		t.Parallel()
 		require.Equal(t, []string{"queued", "processing", "done", "failed", "canceled"},
-			strs(`select unnest(enum_range(null::public.job_status))::text`))
+			strs(t, `select unnest(enum_range(null::public.job_status))::text`))
 		require.Equal(t, []string{"youtube", "upload"},
-			strs(`select unnest(enum_range(null::public.job_source_type))::text`))
+			strs(t, `select unnest(enum_range(null::public.job_source_type))::text`))
 	})
 
 	t.Run("Indexes", func(t *testing.T) {
-		got := strs(`select c.relname::text from pg_index i join pg_class c on c.oid = i.indexrelid
+		t.Parallel()
+		got := strs(t, `select c.relname::text from pg_index i join pg_class c on c.oid = i.indexrelid
 			where c.relnamespace = 'public'::regnamespace order by 1`)
 		require.Subset(t, got, []string{
 			"api_keys_lookup_id_key",
@@ -85,12 +92,12 @@ func TestFreshDatabase(t *testing.T) {
 		// unique constraints.
 		want := declared(all, `create (?:unique )?index (?:concurrently )?(?:if not exists )?(\w+)`,
 			`drop index (?:concurrently )?(?:if exists )?(?:public\.)?(\w+)`)
-		want = append(want, strs(`select conname::text from pg_constraint
+		want = append(want, strs(t, `select conname::text from pg_constraint
 			where connamespace = 'public'::regnamespace and contype in ('p', 'u', 'x')`)...)
 		require.ElementsMatch(t, want, got)
 
 		// The definitions the hot queries rely on.
-		defs := strs(`select pg_get_indexdef(indexrelid) from pg_index
+		defs := strs(t, `select pg_get_indexdef(indexrelid) from pg_index
 			where indexrelid::regclass::text in ('jobs_status_created_at_idx', 'jobs_expires_at_idx',
 			  'jobs_owner_created_at_idx', 'job_events_pkey', 'jobs_idempotency_key_idx') order by indexrelid::regclass::text`)
 		require.Equal(t, []string{
@@ -103,7 +110,8 @@ func TestFreshDatabase(t *testing.T) {
 	})
 
 	t.Run("Policies", func(t *testing.T) {
-		got := strs(`select policyname::text from pg_policies where schemaname in ('public', 'storage') order by 1`)
+		t.Parallel()
+		got := strs(t, `select policyname::text from pg_policies where schemaname in ('public', 'storage') order by 1`)
 		require.Subset(t, got, []string{
 			"api_keys_select_own",
 			"clipper_sources_insert_own",
@@ -115,12 +123,13 @@ func TestFreshDatabase(t *testing.T) {
 		})
 		require.Equal(t, declared(all, `create policy (\w+)`, `drop policy (?:if exists )?(\w+)`), got)
 		// Policies name their role; none applies to anon or public.
-		require.Empty(t, strs(`select policyname::text from pg_policies
+		require.Empty(t, strs(t, `select policyname::text from pg_policies
 			where schemaname in ('public', 'storage') and roles <> '{authenticated}'`))
 	})
 
 	t.Run("Triggers", func(t *testing.T) {
-		got := strs(`select tgname::text from pg_trigger where not tgisinternal order by 1`)
+		t.Parallel()
+		got := strs(t, `select tgname::text from pg_trigger where not tgisinternal order by 1`)
 		require.Subset(t, got, []string{
 			"job_events_no_delete",
 			"job_events_no_truncate",
@@ -135,8 +144,9 @@ func TestFreshDatabase(t *testing.T) {
 	})
 
 	t.Run("Buckets", func(t *testing.T) {
+		t.Parallel()
 		require.Equal(t, []string{"results public=false", "sources public=false"},
-			strs(`select id || ' public=' || coalesce(public, true)::text from storage.buckets order by id`))
+			strs(t, `select id || ' public=' || coalesce(public, true)::text from storage.buckets order by id`))
 	})
 }
 

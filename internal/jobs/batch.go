@@ -4,10 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/clipper/clipper/internal/apperr"
-	"github.com/clipper/clipper/internal/database"
+	"github.com/clipper/clipper/internal/dbgen"
 )
 
 // MaxBatchCreate bounds one CreateBatch call.
@@ -18,12 +16,12 @@ const MaxBatchCreate = 10000
 // no idempotency keys (COPY cannot skip a conflict): replayable creates go
 // through Create. Every job is validated first; one invalid job fails the
 // whole batch before anything is written.
-func (r *Repo) CreateBatch(ctx context.Context, db database.DB, batch []CreateParams) (int64, error) {
+func (r *Repo) CreateBatch(ctx context.Context, batch []CreateParams) (int64, error) {
 	if len(batch) == 0 || len(batch) > MaxBatchCreate {
 		return 0, invalid("a batch holds 1 to %d jobs", MaxBatchCreate)
 	}
 	now := time.Now()
-	rows := make([][]any, len(batch))
+	rows := make([]dbgen.CopyJobsParams, len(batch))
 	for i, p := range batch {
 		if p.IdempotencyKey != "" {
 			return 0, invalid("job %d: batch create takes no idempotency keys; use Create", i)
@@ -36,15 +34,19 @@ func (r *Repo) CreateBatch(ctx context.Context, db database.DB, batch []CreatePa
 		if arg.RunAt != nil {
 			runAt = *arg.RunAt
 		}
-		rows[i] = []any{arg.OwnerID, arg.ApiKeyID, string(arg.SourceType), arg.SourceUrl, arg.SourceObject,
-			[]byte(arg.Params), arg.MaxAttempts, runAt, arg.ExpiresAt}
+		rows[i] = dbgen.CopyJobsParams{
+			OwnerID: arg.OwnerID, ApiKeyID: arg.ApiKeyID, SourceType: arg.SourceType,
+			SourceUrl: arg.SourceUrl, SourceObject: arg.SourceObject, Params: arg.Params,
+			MaxAttempts: arg.MaxAttempts, RunAt: runAt, ExpiresAt: arg.ExpiresAt,
+		}
 	}
-	n, err := db.CopyFrom(ctx, pgx.Identifier{"public", "jobs"},
-		[]string{"owner_id", "api_key_id", "source_type", "source_url", "source_object", "params",
-			"max_attempts", "run_at", "expires_at"},
-		pgx.CopyFromRows(rows))
+	n, err := r.q.CopyJobs(ctx, rows)
 	if err != nil {
 		return 0, apperr.FromDB(err, "job")
 	}
 	return n, nil
 }
+
+// CursorAfter returns the cursor that continues a listing after j, for
+// callers that found j by other means (the benchmark's deep pages).
+func CursorAfter(j Job) Cursor { return cursorOf(j) }

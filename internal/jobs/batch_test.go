@@ -1,0 +1,60 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/jobs"
+	"github.com/clipper/clipper/internal/pgtest"
+)
+
+func TestCreateBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := pgtest.Tx(t)
+	repo := jobs.New(tx)
+
+	batch := make([]jobs.CreateParams, 250)
+	for i := range batch {
+		batch[i] = jobs.CreateParams{SourceURL: fmt.Sprintf("https://youtu.be/batch%d", i), Params: json.RawMessage(`{"start":1}`)}
+	}
+	batch[7] = jobs.CreateParams{SourceObject: "user/video.mp4"}
+	n, err := repo.CreateBatch(ctx, batch)
+	require.NoError(t, err)
+	require.EqualValues(t, 250, n)
+
+	var jobsN, events, uploads int
+	require.NoError(t, tx.QueryRow(ctx, `select count(*), count(*) filter (where source_type = 'upload')
+		from jobs where status = 'queued' and (source_url like 'https://youtu.be/batch%' or source_object = 'user/video.mp4')`).Scan(&jobsN, &uploads))
+	require.NoError(t, tx.QueryRow(ctx, `select count(*) from job_events e join jobs j on j.id = e.job_id
+		where e.type = 'status' and (j.source_url like 'https://youtu.be/batch%' or j.source_object = 'user/video.mp4')`).Scan(&events))
+	require.Equal(t, 250, jobsN)
+	require.Equal(t, 1, uploads)
+	require.Equal(t, 250, events, "each job gets its status event")
+}
+
+func TestCreateBatchRefusesBadInputWholesale(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := pgtest.Tx(t)
+	repo := jobs.New(tx)
+
+	_, err := repo.CreateBatch(ctx, nil)
+	require.Equal(t, apperr.InvalidInput, apperr.CodeOf(err))
+
+	_, err = repo.CreateBatch(ctx, []jobs.CreateParams{{SourceURL: "https://youtu.be/ok-refused"}, {SourceURL: "ftp://nope"}})
+	require.Equal(t, apperr.InvalidInput, apperr.CodeOf(err))
+	require.Contains(t, apperr.EnvelopeOf(err).Message, "job 1")
+
+	_, err = repo.CreateBatch(ctx, []jobs.CreateParams{{SourceURL: "https://youtu.be/x", IdempotencyKey: "k"}})
+	require.Equal(t, apperr.InvalidInput, apperr.CodeOf(err))
+
+	var n int
+	require.NoError(t, tx.QueryRow(ctx, "select count(*) from jobs where source_url = 'https://youtu.be/ok-refused'").Scan(&n))
+	require.Zero(t, n, "nothing is written when one job is invalid")
+}

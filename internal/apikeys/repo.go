@@ -327,9 +327,12 @@ func (r *Repo) Rotate(ctx context.Context, id uuid.UUID, grace time.Duration) (K
 // unauthorized: "invalid api key" for a malformed token, an unknown lookup
 // id or a wrong secret; "api key revoked"; "api key expired" (judged by
 // the database clock). Revocation and expiry are reported only once the
-// secret is proven, so a lookup id alone reveals nothing. It reads the
-// database and nothing else, so a cache can sit in front of it. A
-// malformed stored hash is internal.
+// secret is proven, so a lookup id alone reveals nothing about its key.
+// An unknown lookup id is refused without hashing: the answer comes
+// faster, but lookup ids are public anyway, and hashing for every garbage
+// token would hand out 19 MiB and 24 ms of work per request. It reads the
+// database and nothing else (not even last_used_at), so a cache can sit in
+// front of it. A malformed stored hash is internal.
 func (r *Repo) Authenticate(ctx context.Context, token string) (Key, error) {
 	lookupID, secret, err := Parse(token)
 	if err != nil {

@@ -1,0 +1,290 @@
+package jobsapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/events"
+	"github.com/clipper/clipper/internal/httpapi"
+	"github.com/clipper/clipper/internal/jobs"
+)
+
+const (
+	// eventEnd is the stream's last event: the job is final (or gone) and
+	// every event up to its final status has been sent.
+	eventEnd = "end"
+	// streamPage is how many events a stream reads per query.
+	streamPage = 500
+	// streamRetry is the reconnect delay a stream suggests to EventSource.
+	streamRetry = 2 * time.Second
+)
+
+type eventsResponse struct {
+	Events []events.Event `json:"events"`
+	// NextAfter is the after= of the next page: the last event's id, or
+	// the given after when the page is empty.
+	NextAfter int64 `json:"next_after"`
+}
+
+// listEvents returns a page of the job's events, or with Accept:
+// text/event-stream streams them (see stream).
+func (a *api) listEvents(c echo.Context) error {
+	job, err := a.visibleJob(c)
+	if err != nil {
+		return err
+	}
+	stream := wantsStream(c.Request())
+	after, err := parseAfter(c, stream)
+	if err != nil {
+		return err
+	}
+	if stream {
+		return a.stream(c, job, after)
+	}
+	limit := 0
+	if s := c.QueryParam("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > events.MaxListLimit {
+			return apperr.New(apperr.InvalidInput, "limit must be a whole number from 1 to %d", events.MaxListLimit)
+		}
+		limit = n
+	}
+	evs, err := a.events.ListByJob(c.Request().Context(), job.ID, after, limit)
+	if err != nil {
+		return err
+	}
+	resp := eventsResponse{Events: evs, NextAfter: after}
+	if len(evs) > 0 {
+		resp.NextAfter = evs[len(evs)-1].ID
+	}
+	return httpapi.OK(c, http.StatusOK, resp)
+}
+
+func wantsStream(r *http.Request) bool {
+	for part := range strings.SplitSeq(r.Header.Get(echo.HeaderAccept), ",") {
+		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "text/event-stream" {
+			return true
+		}
+	}
+	return false
+}
+
+// parseAfter reads the position to continue after: for a stream the
+// Last-Event-ID header that EventSource sends on reconnect wins over
+// ?after=.
+func parseAfter(c echo.Context, stream bool) (int64, error) {
+	s, what := c.QueryParam("after"), "after"
+	if h := c.Request().Header.Get("Last-Event-ID"); stream && h != "" {
+		s, what = h, "Last-Event-ID"
+	}
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, apperr.New(apperr.InvalidInput, "%s must be an event id", what)
+	}
+	return n, nil
+}
+
+// stream sends the job's events after the given one as Server-Sent
+// Events, then every new one as it commits, until the job is final and
+// its events are sent (then "event: end"), the client leaves, or the
+// daemon shuts down (no end: the client should reconnect).
+//
+// The stream never trusts a notification's content: a wake-up, a Resync
+// or the periodic re-read all do the same thing, read the job's events
+// after the last one sent. Events of a job are committed in stream order
+// (see internal/events), so this read has no gap and sends nothing twice.
+// The stream registers with the hub before its first read, so an event
+// committed after that read always wakes it.
+func (a *api) stream(c echo.Context, job jobs.Job, after int64) error {
+	ctx := c.Request().Context()
+	wake, stop := a.Hub.watch(job.ID)
+	defer stop()
+
+	// The first read comes before the response starts, so that a bad
+	// position is still an ordinary error response.
+	first, err := a.events.ListByJob(ctx, job.ID, after, streamPage)
+	if err != nil {
+		return err
+	}
+
+	s := &sseStream{
+		api: a, c: c, rc: http.NewResponseController(c.Response()),
+		jobID: job.ID, last: after, log: a.Logger.With("request_id", httpapi.RequestID(c), "job_id", job.ID),
+	}
+	if job.Status.Final() {
+		s.final = job.Status
+	}
+	// The server's read and write timeouts suit ordinary requests; a
+	// stream lives longer. An expired read deadline would cancel the
+	// request; writes get their own deadline each (see write).
+	if err := s.rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return apperr.Wrap(err, apperr.Internal, "cannot start the event stream")
+	}
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, "text/event-stream")
+	h.Set(echo.HeaderCacheControl, "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	c.Response().WriteHeader(http.StatusOK)
+	if s.write(fmt.Sprintf("retry: %d\n\n", streamRetry.Milliseconds())) != nil {
+		return nil
+	}
+
+	if err := s.send(first); err != nil {
+		return nil
+	}
+	more := len(first) == streamPage
+	heartbeat := time.NewTicker(a.Stream.Heartbeat)
+	defer heartbeat.Stop()
+	reread := time.NewTicker(a.Stream.Reread)
+	defer reread.Stop()
+	for {
+		if more {
+			if done, err := s.drain(ctx); done || err != nil {
+				return nil
+			}
+		}
+		if s.final != "" {
+			_ = s.end(s.final)
+			return nil
+		}
+		more = false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.Shutdown.Done():
+			return nil
+		case <-wake:
+			more = true
+		case <-reread.C:
+			more = true
+		case <-heartbeat.C:
+			if s.write(": ping\n\n") != nil {
+				return nil
+			}
+		}
+	}
+}
+
+type sseStream struct {
+	api   *api
+	c     echo.Context
+	rc    *http.ResponseController
+	log   *slog.Logger
+	jobID uuid.UUID
+	last  int64       // id of the last event sent (0: none)
+	final jobs.Status // set once the job is known to be final
+}
+
+// drain sends every event after the last one sent. done reports that the
+// stream has ended (the job is gone); err that the client cannot be
+// written to.
+func (s *sseStream) drain(ctx context.Context) (done bool, err error) {
+	for {
+		evs, err := s.api.events.ListByJob(ctx, s.jobID, s.last, streamPage)
+		switch {
+		case apperr.Is(err, apperr.NotFound):
+			// Cleanup deleted the job: nothing more will come.
+			return true, s.end("")
+		case err != nil:
+			if ctx.Err() == nil {
+				s.log.Warn("event stream could not read events; retrying", "error", err)
+			}
+			// The next wake-up or re-read tries again.
+			return false, nil
+		}
+		if err := s.send(evs); err != nil {
+			return true, err
+		}
+		if len(evs) < streamPage {
+			return false, nil
+		}
+	}
+}
+
+func (s *sseStream) send(evs []events.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for _, ev := range evs {
+		data, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		// Types match ^[a-z][a-z0-9_.]*$ and JSON has no raw newlines, so
+		// neither can break the framing.
+		fmt.Fprintf(&b, "id: %d\nevent: %s\ndata: %s\n\n", ev.ID, ev.Type, data)
+		if st := finalStatusOf(ev); st != "" {
+			s.final = st
+		}
+	}
+	if err := s.write(b.String()); err != nil {
+		return err
+	}
+	s.last = evs[len(evs)-1].ID
+	return nil
+}
+
+// endData is the end event's data: the job's final status, or deleted
+// when cleanup removed the job while it was streamed.
+type endData struct {
+	JobID   uuid.UUID    `json:"job_id"`
+	Status  *jobs.Status `json:"status"`
+	Deleted bool         `json:"deleted,omitempty"`
+}
+
+// end sends the end event; status is empty when the job no longer exists.
+func (s *sseStream) end(status jobs.Status) error {
+	d := endData{JobID: s.jobID, Deleted: status == ""}
+	if status != "" {
+		d.Status = &status
+	}
+	data, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return s.write(fmt.Sprintf("event: %s\ndata: %s\n\n", eventEnd, data))
+}
+
+// write sends text and flushes it. Each write gets its own deadline, which
+// both lifts the server's WriteTimeout for the stream and drops a client
+// that stopped reading.
+func (s *sseStream) write(text string) error {
+	if err := s.rc.SetWriteDeadline(time.Now().Add(s.api.Stream.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	if _, err := s.c.Response().Write([]byte(text)); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+// finalStatusOf returns the status a status event moved the job to, if
+// final.
+func finalStatusOf(ev events.Event) jobs.Status {
+	if ev.Type != events.TypeStatus {
+		return ""
+	}
+	var d struct {
+		To jobs.Status `json:"to"`
+	}
+	if json.Unmarshal(ev.Data, &d) != nil || !d.To.Final() {
+		return ""
+	}
+	return d.To
+}

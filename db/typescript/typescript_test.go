@@ -3,8 +3,9 @@
 // Its tests fail when the committed types differ from what the current
 // migrations produce, and when the checks no longer compile.
 //
-// They need Node.js and the pinned packages (npm ci --prefix db/typescript).
-// Without them the tests skip, except under CI=true, where they fail.
+// They need Node.js and the pinned packages (scripts/types.sh deps, which
+// runs npm ci). Without them the tests skip, except under CI=true, where
+// they fail.
 package typescript
 
 import (
@@ -30,14 +31,14 @@ func requireTools(t *testing.T) {
 	err := typesgen.CheckTools(".")
 	if err == nil {
 		if _, serr := os.Stat("node_modules/typescript/bin/tsc"); serr != nil {
-			err = fmt.Errorf("node_modules/typescript is missing: run npm ci --prefix db/typescript")
+			err = fmt.Errorf("node_modules/typescript is missing: run scripts/types.sh deps (npm ci)")
 		}
 	}
 	if err == nil {
 		return
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatalf("%v (CI must run npm ci --prefix db/typescript before go test)", err)
+		t.Fatalf("%v (CI must run scripts/types.sh deps before go test)", err)
 	}
 	t.Skipf("%v", err)
 }

@@ -136,7 +136,11 @@ func CheckTools(dir string) error {
 		"node_modules/drizzle-kit/bin.cjs",
 	} {
 		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); err != nil {
-			return fmt.Errorf("typesgen: %s is missing: run npm ci --prefix %s", p, dir)
+			where := dir
+			if abs, err := filepath.Abs(dir); err == nil {
+				where = abs
+			}
+			return fmt.Errorf("typesgen: %s is missing in %s: run scripts/types.sh deps (npm ci)", p, where)
 		}
 	}
 	return nil

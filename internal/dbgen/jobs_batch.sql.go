@@ -6,11 +6,55 @@
 package dbgen
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
 )
+
+const completeJobs = `-- name: CompleteJobs :many
+update jobs j
+set status = 'done',
+    progress = 100,
+    result_keys = c.result_keys,
+    error_code = null,
+    error_message = null,
+    last_heartbeat_at = now(),
+    expires_at = now() + $1::bigint * interval '1 microsecond'
+from jsonb_to_recordset($3::jsonb) as c(id uuid, result_keys text[])
+where j.id = c.id and j.status = 'processing' and j.worker_id = $2::text
+returning j.id
+`
+
+type CompleteJobsParams struct {
+	RetentionUs int64           `json:"retention_us"`
+	WorkerID    string          `json:"worker_id"`
+	Completions json.RawMessage `json:"completions"`
+}
+
+// CompleteJob for many jobs of one worker in one statement (as
+// CompleteJob: each row's trigger writes its status event). Jobs not in
+// processing or held by another worker are left alone and not returned.
+func (q *Queries) CompleteJobs(ctx context.Context, arg CompleteJobsParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, completeJobs, arg.RetentionUs, arg.WorkerID, arg.Completions)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
 
 type CopyJobsParams struct {
 	OwnerID      uuid.NullUUID   `json:"owner_id"`
@@ -22,4 +66,17 @@ type CopyJobsParams struct {
 	MaxAttempts  int32           `json:"max_attempts"`
 	RunAt        time.Time       `json:"run_at"`
 	ExpiresAt    *time.Time      `json:"expires_at"`
+}
+
+const databaseNow = `-- name: DatabaseNow :one
+select now()::timestamptz
+`
+
+// The transaction's now(): COPY cannot use a column default for some rows
+// only, and a client clock ahead of the server's would delay claims.
+func (q *Queries) DatabaseNow(ctx context.Context) (time.Time, error) {
+	row := q.db.QueryRow(ctx, databaseNow)
+	var column_1 time.Time
+	err := row.Scan(&column_1)
+	return column_1, err
 }

@@ -2,7 +2,10 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/clipper/clipper/internal/apperr"
 	"github.com/clipper/clipper/internal/dbgen"
@@ -20,7 +23,10 @@ func (r *Repo) CreateBatch(ctx context.Context, batch []CreateParams) (int64, er
 	if len(batch) == 0 || len(batch) > MaxBatchCreate {
 		return 0, invalid("a batch holds 1 to %d jobs", MaxBatchCreate)
 	}
-	now := time.Now()
+	now, err := r.q.DatabaseNow(ctx)
+	if err != nil {
+		return 0, apperr.FromDB(err, "job")
+	}
 	rows := make([]dbgen.CopyJobsParams, len(batch))
 	for i, p := range batch {
 		if p.IdempotencyKey != "" {
@@ -50,3 +56,44 @@ func (r *Repo) CreateBatch(ctx context.Context, batch []CreateParams) (int64, er
 // CursorAfter returns the cursor that continues a listing after j, for
 // callers that found j by other means (the benchmark's deep pages).
 func CursorAfter(j Job) Cursor { return cursorOf(j) }
+
+// Completion is one job a worker finished, with its result objects.
+type Completion struct {
+	ID         uuid.UUID `json:"id"`
+	ResultKeys []string  `json:"result_keys"`
+}
+
+// CompleteMany marks many jobs held by workerID done in one statement, as
+// Complete does one, and returns the ids it completed. Jobs that are not
+// processing or that another worker holds are skipped (not an error): the
+// caller compares the returned ids with what it sent.
+func (r *Repo) CompleteMany(ctx context.Context, workerID string, done []Completion, retention time.Duration) ([]uuid.UUID, error) {
+	if err := checkWorkerID(workerID); err != nil {
+		return nil, err
+	}
+	if len(done) == 0 || len(done) > MaxClaim {
+		return nil, invalid("complete 1 to %d jobs at once", MaxClaim)
+	}
+	if retention < 0 {
+		return nil, invalid("retention must not be negative")
+	}
+	for i := range done {
+		if err := checkResultKeys(done[i].ResultKeys); err != nil {
+			return nil, err
+		}
+		if done[i].ResultKeys == nil {
+			done[i].ResultKeys = []string{}
+		}
+	}
+	body, err := json.Marshal(done)
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.Internal, "internal error")
+	}
+	ids, err := r.q.CompleteJobs(ctx, dbgen.CompleteJobsParams{
+		WorkerID: workerID, Completions: body, RetentionUs: retention.Microseconds(),
+	})
+	if err != nil {
+		return nil, apperr.FromDB(err, "job")
+	}
+	return ids, nil
+}

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/stretchr/testify/require"
 
@@ -57,4 +60,52 @@ func TestCreateBatchRefusesBadInputWholesale(t *testing.T) {
 	var n int
 	require.NoError(t, tx.QueryRow(ctx, "select count(*) from jobs where source_url = 'https://youtu.be/ok-refused'").Scan(&n))
 	require.Zero(t, n, "nothing is written when one job is invalid")
+}
+
+func TestCompleteMany(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := pgtest.Tx(t)
+	repo := jobs.New(tx)
+	batch := make([]jobs.CreateParams, 5)
+	for i := range batch {
+		batch[i] = jobs.CreateParams{SourceURL: fmt.Sprintf("https://youtu.be/many%d", i)}
+	}
+	_, err := repo.CreateBatch(ctx, batch)
+	require.NoError(t, err)
+	// Claim inside this transaction sees every queued job of the shared
+	// database's rolled-back tests only: ours.
+	claimed, err := repo.Claim(ctx, "w-many", 5)
+	require.NoError(t, err)
+	require.Len(t, claimed, 5)
+
+	done := []jobs.Completion{
+		{ID: claimed[0].ID, ResultKeys: []string{"a/0.mp4"}},
+		{ID: claimed[1].ID},
+		{ID: claimed[2].ID, ResultKeys: []string{"a/2.mp4", "a/2.srt"}},
+	}
+	ids, err := repo.CompleteMany(ctx, "w-many", done, time.Hour)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []uuid.UUID{claimed[0].ID, claimed[1].ID, claimed[2].ID}, ids)
+
+	j, err := repo.Get(ctx, claimed[2].ID)
+	require.NoError(t, err)
+	require.Equal(t, jobs.StatusDone, j.Status)
+	require.Equal(t, []string{"a/2.mp4", "a/2.srt"}, j.ResultKeys)
+	require.NotNil(t, j.ExpiresAt)
+
+	// Another worker's claim and already-done jobs are skipped, unchanged.
+	ids, err = repo.CompleteMany(ctx, "w-other", []jobs.Completion{{ID: claimed[3].ID}, {ID: claimed[0].ID}}, time.Hour)
+	require.NoError(t, err)
+	require.Empty(t, ids)
+	j, err = repo.Get(ctx, claimed[3].ID)
+	require.NoError(t, err)
+	require.Equal(t, jobs.StatusProcessing, j.Status)
+
+	var events int
+	require.NoError(t, tx.QueryRow(ctx, "select count(*) from job_events where job_id = $1 and type = 'status' and data->>'to' = 'done'", claimed[2].ID).Scan(&events))
+	require.Equal(t, 1, events)
+
+	_, err = repo.CompleteMany(ctx, "w-many", nil, time.Hour)
+	require.Equal(t, apperr.InvalidInput, apperr.CodeOf(err))
 }

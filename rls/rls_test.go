@@ -974,3 +974,81 @@ func TestInternalsAreUnreachable(t *testing.T) {
 		require.Empty(t, bad)
 	})
 }
+
+// apiPrivileges lists every privilege role holds on the relations of the
+// schema PostgREST exposes: table-wide as "table:PRIV", per column (where
+// not table-wide) as "table.column:PRIV", sequences alike.
+const apiPrivileges = `
+with rels as (
+  select c.oid, c.relname::text as relname, c.relkind from pg_class c
+  where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S'))
+select r.relname || ':' || p from rels r,
+  unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p
+where r.relkind <> 'S' and has_table_privilege($1, r.oid, p)
+union all
+select r.relname || ':' || p from rels r, unnest(array['USAGE', 'SELECT', 'UPDATE']) p
+where r.relkind = 'S' and has_sequence_privilege($1, r.oid, p)
+union all
+select r.relname || '.' || a.attname || ':' || p from rels r
+  join pg_attribute a on a.attrelid = r.oid and a.attnum > 0 and not a.attisdropped,
+  unnest(array['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) p
+where r.relkind <> 'S' and has_column_privilege($1, r.oid, a.attnum, p)
+  and not has_table_privilege($1, r.oid, p)
+order by 1`
+
+// The whole surface the API roles have in public: anon nothing,
+// authenticated exactly what the frontend needs. A migration that widens
+// it must change this list.
+func TestAPIRolePrivileges(t *testing.T) {
+	t.Parallel()
+
+	t.Run("AnonHasNothing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		got, err := b.strings(b.tx, apiPrivileges, rls.Anon)
+		require.NoError(t, err)
+		require.Empty(t, got)
+	})
+
+	t.Run("AuthenticatedHasOnlyTheFrontendSurface", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		got, err := b.strings(b.tx, apiPrivileges, rls.Authenticated)
+		require.NoError(t, err)
+		require.ElementsMatch(t, []string{
+			"jobs:SELECT",
+			"jobs.source_type:INSERT",
+			"jobs.source_url:INSERT",
+			"jobs.source_object:INSERT",
+			"jobs.params:INSERT",
+			"jobs.idempotency_key:INSERT",
+			"jobs.status:UPDATE",
+			"job_events:SELECT",
+			"api_keys.id:SELECT",
+			"api_keys.lookup_id:SELECT",
+			"api_keys.owner_id:SELECT",
+			"api_keys.name:SELECT",
+			"api_keys.scopes:SELECT",
+			"api_keys.rate_limit_per_minute:SELECT",
+			"api_keys.created_at:SELECT",
+			"api_keys.last_used_at:SELECT",
+			"api_keys.expires_at:SELECT",
+			"api_keys.revoked_at:SELECT",
+			"api_keys.rotated_from:SELECT",
+		}, got)
+	})
+
+	// Sequence changes survive a rollback, so the probe only draws a
+	// value (USAGE); the listing above covers setval (UPDATE).
+	t.Run("SequencesAreOutOfReach", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for _, role := range []string{rls.Anon, rls.Authenticated} {
+			err := b.write(role, rls.UserClaims(b.userA), "POST", "/", func(tx pgx.Tx) error {
+				_, err := b.exec(tx, `select nextval('public.job_events_id_seq')`)
+				return err
+			})
+			requireSQLState(t, err, insufficientPrivilege)
+		}
+	})
+}

@@ -31,6 +31,7 @@ func commands() []command {
 		{"migrate", "apply the migrations (plain-Postgres bootstrap first where needed)", runMigrate},
 		{"seed", "load the minimal development data and print a demo API key", runSeed},
 		{"cleanup", "delete expired jobs (and their events) and reap stale jobs", runCleanup},
+		{"bench", "load realistic volumes and print throughput and latency figures", runBench},
 		{"testdb", "run a command with TEST_DATABASE_URL set to a throwaway Postgres", runTestDB},
 	}
 }

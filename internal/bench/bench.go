@@ -1,0 +1,372 @@
+// Package bench measures the data layer at realistic volume: write
+// throughput (single, batch, full job lifecycle, events), read latency
+// percentiles on a loaded database, cleanup under concurrent writers, and
+// the daemon over HTTP. It prints a table, or JSON lines.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/clipper/clipper/internal/database"
+	"github.com/clipper/clipper/internal/devenv"
+	"github.com/clipper/clipper/internal/migrate"
+)
+
+// Options size a run. Zero values take the defaults (or the quick ones).
+type Options struct {
+	DatabaseURL string // a server to create the throwaway database on; "" starts a local cluster
+	Quick       bool   // small volumes and short phases (well under two minutes)
+	Jobs        int    // jobs loaded for the latency phases (default 1M, quick 50k)
+	Events      int    // events loaded (default 10M, quick 500k)
+	Clients     int    // concurrent clients for single-row phases (default 32)
+	Workers     int    // concurrent workers in the lifecycle phase (default 8)
+	Phase       time.Duration
+	Samples     int  // latency samples per query (default 2000, quick 500)
+	SkipHTTP    bool // no daemon phase
+	Keep        bool // keep the database (and local cluster folder) afterwards
+	Log         io.Writer
+}
+
+func (o *Options) defaults() {
+	if o.Jobs == 0 {
+		o.Jobs = 1_000_000
+		if o.Quick {
+			o.Jobs = 50_000
+		}
+	}
+	if o.Events == 0 {
+		o.Events = 10 * o.Jobs
+	}
+	if o.Clients == 0 {
+		o.Clients = 32
+	}
+	if o.Workers == 0 {
+		o.Workers = 8
+	}
+	if o.Phase == 0 {
+		o.Phase = 5 * time.Second
+		if o.Quick {
+			o.Phase = 1500 * time.Millisecond
+		}
+	}
+	if o.Samples == 0 {
+		o.Samples = 2000
+		if o.Quick {
+			o.Samples = 500
+		}
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+}
+
+// Metric is one figure, printed as {"metric","value","unit"}.
+type Metric struct {
+	Name  string  `json:"metric"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+}
+
+// Report is everything a run measured.
+type Report struct {
+	Machine Machine
+	Metrics []Metric
+}
+
+// Machine is the first line of a report.
+type Machine struct {
+	Cores      int    `json:"cores"`
+	Postgres   string `json:"postgres"`
+	GoVersion  string `json:"go"`
+	Jobs       int    `json:"jobs"`
+	Events     int    `json:"events"`
+	DurableWAL bool   `json:"fsync"`
+}
+
+func (r *Report) add(name string, value float64, unit string) {
+	r.Metrics = append(r.Metrics, Metric{Name: name, Value: value, Unit: unit})
+}
+
+// Get returns a metric's value.
+func (r *Report) Get(name string) (float64, bool) {
+	for _, m := range r.Metrics {
+		if m.Name == name {
+			return m.Value, true
+		}
+	}
+	return 0, false
+}
+
+// env is what the phases share.
+type env struct {
+	opts Options
+	pool *pgxpool.Pool
+	dsn  string
+	rep  *Report
+}
+
+func (e *env) logf(format string, args ...any) {
+	fmt.Fprintf(e.opts.Log, "bench: "+format+"\n", args...)
+}
+
+// Run sets up a throwaway database, runs every phase and returns the report.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	opts.defaults()
+	rep := &Report{}
+	e := &env{opts: opts, rep: rep}
+
+	dsn, cleanup, err := e.database(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	e.dsn = dsn
+	if _, err := migrate.Up(ctx, dsn, nil); err != nil {
+		return nil, err
+	}
+	e.pool, err = database.Open(ctx, dsn, database.Options{MaxConns: int32(max(opts.Clients, opts.Workers) + 8),
+		StatementTimeout: 10 * time.Minute, IdleInTxTimeout: 10 * time.Minute, ApplicationName: "clipper-bench"})
+	if err != nil {
+		return nil, err
+	}
+	defer e.pool.Close()
+
+	rep.Machine = Machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), Jobs: opts.Jobs, Events: opts.Events}
+	var fsync string
+	if err := e.pool.QueryRow(ctx, "select current_setting('server_version'), current_setting('fsync')").Scan(&rep.Machine.Postgres, &fsync); err != nil {
+		return nil, err
+	}
+	rep.Machine.DurableWAL = fsync == "on"
+
+	phases := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"single-row creates", e.createSingle},
+		{"batch creates", e.createBatch},
+		{"job lifecycle", e.lifecycle},
+		{"event appends", e.eventAppends},
+		{"bulk load", e.load},
+		{"read latency", e.latency},
+		{"cleanup under writers", e.cleanup},
+		{"daemon over HTTP", e.http},
+	}
+	for _, p := range phases {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		if p.name == "daemon over HTTP" && opts.SkipHTTP {
+			continue
+		}
+		start := time.Now()
+		e.logf("%s...", p.name)
+		if err := p.fn(ctx); err != nil {
+			return rep, fmt.Errorf("%s: %w", p.name, err)
+		}
+		e.logf("%s done in %s", p.name, time.Since(start).Round(time.Millisecond))
+	}
+	rep.add("peak_rss_mb", peakRSSMB(), "MiB")
+	return rep, nil
+}
+
+// database creates the throwaway database: on the given server, or in a
+// local cluster of its own (durable settings: fsync on, as in production).
+func (e *env) database(ctx context.Context) (string, func(), error) {
+	name := "clipper_bench_" + randomHex(4)
+	if e.opts.DatabaseURL != "" {
+		if u, err := url.Parse(e.opts.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return "", nil, fmt.Errorf("--database-url must be a postgres:// URL")
+		}
+		conn, err := pgx.Connect(ctx, e.opts.DatabaseURL)
+		if err != nil {
+			return "", nil, fmt.Errorf("connect to --database-url: %w", err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
+			return "", nil, fmt.Errorf("create database %s: %w", name, err)
+		}
+		cfg := conn.Config()
+		dsn := withDatabase(e.opts.DatabaseURL, name)
+		e.logf("database %s on %s:%d", name, cfg.Host, cfg.Port)
+		return dsn, func() {
+			if e.opts.Keep {
+				return
+			}
+			c, err := pgx.Connect(context.Background(), e.opts.DatabaseURL)
+			if err == nil {
+				_, _ = c.Exec(context.Background(), "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)")
+				c.Close(context.Background())
+			}
+		}, nil
+	}
+	dir, err := os.MkdirTemp("", "clipper-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	db, err := devenv.Start(ctx, devenv.Options{Dir: dir, Database: "bench", Settings: map[string]string{
+		"shared_buffers": "1GB", "max_wal_size": "8GB", "checkpoint_timeout": "30min",
+		"max_connections": "200", "work_mem": "16MB", "maintenance_work_mem": "512MB",
+	}})
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	e.logf("local cluster in %s on port %d", dir, db.Cluster.Port())
+	return db.URL, func() {
+		_ = db.Stop(context.Background())
+		if !e.opts.Keep {
+			os.RemoveAll(dir)
+		}
+	}, nil
+}
+
+func withDatabase(dsn, name string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// peakRSSMB reads this process's peak resident set (VmHWM).
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
+
+// latencies collects durations from many goroutines.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+// percentile returns the p-th percentile (0..100) in milliseconds.
+func (l *latencies) percentile(p float64) float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) == 0 {
+		return 0
+	}
+	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+	i := int(float64(len(l.d)-1) * p / 100)
+	return float64(l.d[i].Microseconds()) / 1000
+}
+
+func (e *env) addLatency(name string, l *latencies) {
+	e.rep.add(name+"_p50_ms", l.percentile(50), "ms")
+	e.rep.add(name+"_p95_ms", l.percentile(95), "ms")
+	e.rep.add(name+"_p99_ms", l.percentile(99), "ms")
+}
+
+// WriteTable prints the report for a person.
+func (r *Report) WriteTable(w io.Writer) {
+	m := r.Machine
+	fmt.Fprintf(w, "machine: %d cores, PostgreSQL %s (fsync %v), %s; volume %d jobs, %d events\n\n",
+		m.Cores, m.Postgres, m.DurableWAL, m.GoVersion, m.Jobs, m.Events)
+	fmt.Fprintf(w, "%-36s %14s  %s\n", "metric", "value", "unit")
+	fmt.Fprintf(w, "%-36s %14s  %s\n", strings.Repeat("-", 36), strings.Repeat("-", 14), "----")
+	for _, x := range r.Metrics {
+		fmt.Fprintf(w, "%-36s %14s  %s\n", x.Name, format(x.Value), x.Unit)
+	}
+}
+
+func format(v float64) string {
+	switch {
+	case v >= 1000:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 3, 64)
+	}
+}
+
+// WriteJSON prints the machine line, then one JSON object per metric.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(map[string]any{"machine": r.Machine}); err != nil {
+		return err
+	}
+	for _, m := range r.Metrics {
+		if err := enc.Encode(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runFor runs fn in n goroutines until d has passed (or ctx is done) and
+// returns how many operations succeeded and the elapsed time. fn returns
+// the operations it completed.
+func runFor(ctx context.Context, n int, d time.Duration, fn func(ctx context.Context, worker int) (int, error)) (int64, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		total int64
+		first error
+		wg    sync.WaitGroup
+	)
+	start := time.Now()
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				done, err := fn(ctx, w)
+				mu.Lock()
+				total += int64(done)
+				if err != nil && ctx.Err() == nil && first == nil {
+					first = err
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return total, time.Since(start), first
+}

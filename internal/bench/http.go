@@ -1,0 +1,139 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/clipper/clipper/internal/apikeys"
+	"github.com/clipper/clipper/internal/config"
+	"github.com/clipper/clipper/internal/daemon"
+)
+
+// http measures the daemon end to end: a real `clipper serve` in this
+// process on loopback, a real API key (argon2id at the default cost,
+// verified once and then cached), and concurrent clients.
+func (e *env) http(ctx context.Context) error {
+	var owner uuid.UUID
+	if err := e.pool.QueryRow(ctx, "select owner_id from jobs where owner_id is not null limit 1").Scan(&owner); err != nil {
+		return err
+	}
+	keys, err := apikeys.NewRepo(e.pool, apikeys.Options{})
+	if err != nil {
+		return err
+	}
+	limit := int32(1_000_000)
+	_, token, err := keys.Create(ctx, apikeys.CreateParams{OwnerID: &owner, Name: "bench",
+		Scopes: []apikeys.Scope{apikeys.ScopeJobsRead, apikeys.ScopeJobsWrite}, RateLimitPerMinute: &limit})
+	if err != nil {
+		return err
+	}
+	rows, err := e.pool.Query(ctx, "select id from jobs where owner_id = $1 limit 1000", owner)
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return err
+	}
+
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	cfg.DatabaseURL = e.dsn
+	cfg.CleanupInterval = 0
+	cfg.DBMaxConns = 40
+	cfg.StorageSigningSecret = "bench"
+	cfg.StorageDir = os.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	dctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	ready := make(chan string, 1)
+	go func() {
+		done <- daemon.Run(dctx, cfg, daemon.Options{
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Listener: l,
+			OnReady: func(u string) { ready <- u },
+		})
+	}()
+	defer func() { stop(); <-done }()
+	var base string
+	select {
+	case base = <-ready:
+	case err := <-done:
+		return fmt.Errorf("daemon: %w", err)
+	}
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}, Timeout: 10 * time.Second}
+	call := func(ctx context.Context, method, path string, body []byte, want int) error {
+		req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			return fmt.Errorf("%s %s: status %d, want %d", method, path, resp.StatusCode, want)
+		}
+		return nil
+	}
+	// Warm the key cache and connections.
+	if err := call(ctx, "GET", "/v1/jobs/"+ids[0].String(), nil, http.StatusOK); err != nil {
+		return err
+	}
+
+	const clients = 16
+	get := &latencies{}
+	n, elapsed, err := runFor(ctx, clients, e.opts.Phase, func(ctx context.Context, _ int) (int, error) {
+		t := time.Now()
+		if err := call(ctx, "GET", "/v1/jobs/"+ids[rand.IntN(len(ids))].String(), nil, http.StatusOK); err != nil {
+			return 0, err
+		}
+		get.add(time.Since(t))
+		return 1, nil
+	})
+	if err != nil {
+		return err
+	}
+	e.rep.add("http_get_job_rps", float64(n)/elapsed.Seconds(), "req/s")
+	e.addLatency("http_get_job", get)
+
+	body, _ := json.Marshal(map[string]any{"source_url": "https://www.youtube.com/watch?v=httpbench", "params": clipParams})
+	create := &latencies{}
+	n, elapsed, err = runFor(ctx, clients, e.opts.Phase, func(ctx context.Context, _ int) (int, error) {
+		t := time.Now()
+		if err := call(ctx, "POST", "/v1/jobs", body, http.StatusCreated); err != nil {
+			return 0, err
+		}
+		create.add(time.Since(t))
+		return 1, nil
+	})
+	if err != nil {
+		return err
+	}
+	e.rep.add("http_create_job_rps", float64(n)/elapsed.Seconds(), "req/s")
+	e.addLatency("http_create_job", create)
+	return nil
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/auth"
 	"github.com/clipper/clipper/internal/config"
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/httpapi"
@@ -125,6 +126,9 @@ type features struct {
 	listener   *notify.Listener
 	background func(name string, fn func(ctx context.Context))
 	daemonCtx  context.Context // canceled at shutdown, after HTTP drained
+
+	// auth guards routes with API keys; set by the auth block, which runs first.
+	auth *auth.Authenticator
 }
 
 // migrationCheck caches a "no pending migrations" result: migrations only

@@ -5,6 +5,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/clipper/clipper/internal/apikeys"
+	"github.com/clipper/clipper/internal/auth"
+	"github.com/clipper/clipper/internal/keysapi"
+	"github.com/clipper/clipper/internal/notify"
 	"github.com/clipper/clipper/internal/retention"
 )
 
@@ -12,6 +16,23 @@ import (
 // has its own block.
 func (f *features) register(ctx context.Context, e *echo.Echo) error {
 	// --- auth and keys admin ---
+	{
+		keys, err := apikeys.NewRepo(f.pool, apikeys.Options{Params: auth.HashParams(f.cfg)})
+		if err != nil {
+			return err
+		}
+		opts := auth.ConfigOptions(f.cfg)
+		opts.Keys, opts.Limiter = keys, auth.NewLimiter(f.pool)
+		opts.Logger, opts.Metrics, opts.Connected = f.log, f.metrics, f.listener.Connected
+		if f.auth, err = auth.New(opts); err != nil {
+			return err
+		}
+		// Subscribed before any request is served, so no change is missed.
+		changes := f.listener.Subscribe(notify.ChannelAPIKeys)
+		f.background("api key cache invalidation", func(ctx context.Context) { f.auth.Follow(ctx, changes) })
+		f.background("api key last use", f.auth.RunLastUsedFlusher)
+		keysapi.Register(e, f.auth, keys)
+	}
 
 	// --- storage ---
 

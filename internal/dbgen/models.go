@@ -156,6 +156,12 @@ type ApiKey struct {
 	RotatedFrom        uuid.NullUUID `json:"rotated_from"`
 }
 
+// GCRA state per API key: the theoretical arrival time of the next request.
+type ClipperInternalApiKeyRateLimit struct {
+	KeyID uuid.UUID `json:"key_id"`
+	Tat   time.Time `json:"tat"`
+}
+
 // Clip jobs: created queued by the API, claimed and finished by workers.
 type Job struct {
 	ID             uuid.UUID       `json:"id"`

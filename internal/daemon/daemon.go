@@ -20,6 +20,7 @@ import (
 	"github.com/clipper/clipper/internal/metrics"
 	"github.com/clipper/clipper/internal/migrate"
 	"github.com/clipper/clipper/internal/notify"
+	"github.com/clipper/clipper/internal/storage"
 )
 
 // Options are what Run needs besides the configuration.
@@ -126,6 +127,7 @@ type features struct {
 	listener   *notify.Listener
 	background func(name string, fn func(ctx context.Context))
 	daemonCtx  context.Context // canceled at shutdown, after HTTP drained
+	storage    storage.Signer  // set by the storage block, used by the jobs API
 
 	// auth guards routes with API keys; set by the auth block, which runs first.
 	auth *auth.Authenticator

@@ -10,6 +10,7 @@ import (
 	"github.com/clipper/clipper/internal/keysapi"
 	"github.com/clipper/clipper/internal/notify"
 	"github.com/clipper/clipper/internal/retention"
+	"github.com/clipper/clipper/internal/storage"
 )
 
 // register wires every feature's routes and background work. Each feature
@@ -35,6 +36,17 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 	}
 
 	// --- storage ---
+	{
+		signer, err := storage.FromConfig(f.cfg, f.log)
+		if err != nil {
+			return err
+		}
+		if local, ok := signer.(*storage.Local); ok {
+			local.RegisterRoutes(e)
+			f.log.Info("local storage backend", "dir", local.Dir(), "max_upload_bytes", local.MaxUploadBytes())
+		}
+		f.storage = signer
+	}
 
 	// --- jobs API ---
 

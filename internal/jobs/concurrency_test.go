@@ -172,6 +172,7 @@ func TestConcurrentWorkers(t *testing.T) {
 			require.Equal(t, a, claim.Attempt)
 			require.Equal(t, "processing", end.From)
 			require.Equal(t, a, end.Attempt)
+			require.Equal(t, claim.WorkerID, end.WorkerID, "the attempt's end names its worker")
 			want := "queued"
 			if a == r.Attempts {
 				want = r.Status

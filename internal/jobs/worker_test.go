@@ -342,7 +342,7 @@ func TestComplete(t *testing.T) {
 		require.Nil(t, got.ErrorMessage)
 		require.Equal(t, 2, got.Attempts)
 		ev := statusEvents(t, b.tx, j.ID)
-		require.Equal(t, statusEvent{From: "processing", To: "queued", Attempt: 1, ErrorCode: "network", ErrorMsg: "timeout"}, ev[2])
+		require.Equal(t, statusEvent{From: "processing", To: "queued", Attempt: 1, WorkerID: "w1", ErrorCode: "network", ErrorMsg: "timeout"}, ev[2])
 	})
 
 	t.Run("InvalidInput", func(t *testing.T) {
@@ -386,7 +386,7 @@ func TestFail(t *testing.T) {
 		require.Equal(t, "network", *got.ErrorCode)
 		require.Equal(t, "connection reset", *got.ErrorMessage)
 		dbNowPlus(t, b, &got.RunAt, 30*time.Second)
-		require.Equal(t, statusEvent{From: "processing", To: "queued", Attempt: 1, ErrorCode: "network", ErrorMsg: "connection reset"},
+		require.Equal(t, statusEvent{From: "processing", To: "queued", Attempt: 1, WorkerID: "w1", ErrorCode: "network", ErrorMsg: "connection reset"},
 			statusEvents(t, b.tx, j.ID)[2])
 
 		// Not runnable before the delay.
@@ -607,7 +607,7 @@ func TestRequeueStale(t *testing.T) {
 		require.Equal(t, "heartbeat_timeout", *q.ErrorCode)
 		require.Nil(t, q.ExpiresAt)
 		dbNowPlus(t, b, &q.RunAt, 0)
-		require.Equal(t, statusEvent{From: "processing", To: "queued", Attempt: 1, ErrorCode: "heartbeat_timeout",
+		require.Equal(t, statusEvent{From: "processing", To: "queued", Attempt: 1, WorkerID: "w1", ErrorCode: "heartbeat_timeout",
 			ErrorMsg: "the worker stopped sending heartbeats"}, statusEvents(t, b.tx, left.ID)[2])
 
 		f := byID[last.ID]

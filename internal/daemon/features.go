@@ -11,6 +11,7 @@ import (
 	"github.com/clipper/clipper/internal/notify"
 	"github.com/clipper/clipper/internal/retention"
 	"github.com/clipper/clipper/internal/storage"
+	"github.com/clipper/clipper/webhooks"
 )
 
 // register wires every feature's routes and background work. Each feature
@@ -51,6 +52,12 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 	// --- jobs API ---
 
 	// --- webhooks ---
+	if err := webhooks.Register(e, webhooks.Options{
+		DB: f.pool, Secret: f.cfg.WebhookSecret, SigningSecret: f.cfg.WebhookSigningSecret,
+		Logger: f.log, Metrics: f.metrics,
+	}); err != nil {
+		return err
+	}
 
 	// --- retention ---
 	sched := &retention.Scheduler{

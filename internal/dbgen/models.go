@@ -202,3 +202,18 @@ type JobEvent struct {
 	Type  string          `json:"type"`
 	Data  json.RawMessage `json:"data"`
 }
+
+// Accepted database-webhook deliveries; written by the daemon only.
+type WebhookDelivery struct {
+	ID int64 `json:"id"`
+	// Replays of one delivery share it: the webhook-id header, else a payload hash.
+	DeliveryKey string          `json:"delivery_key"`
+	ReceivedAt  time.Time       `json:"received_at"`
+	Type        string          `json:"type"`
+	SchemaName  string          `json:"schema_name"`
+	TableName   string          `json:"table_name"`
+	RecordID    *string         `json:"record_id"`
+	Payload     json.RawMessage `json:"payload"`
+	Action      string          `json:"action"`
+	JobID       uuid.NullUUID   `json:"job_id"`
+}

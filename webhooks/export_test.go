@@ -1,0 +1,4 @@
+package webhooks
+
+// CheckBearer reports whether an Authorization header carries secret.
+func CheckBearer(secret, header string) bool { return newBearer(secret).check(header) }

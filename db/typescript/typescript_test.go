@@ -72,6 +72,7 @@ func tsc(t *testing.T, dir string) (string, error) {
 }
 
 func TestGeneratedTypesMatchMigrations(t *testing.T) {
+	t.Parallel()
 	requireTools(t)
 	fresh := generate(t, "")
 	var stale []string
@@ -116,6 +117,7 @@ func firstDifference(committed, fresh string) string {
 }
 
 func TestChecksCompile(t *testing.T) {
+	t.Parallel()
 	requireTools(t)
 	if out, err := tsc(t, "."); err != nil {
 		t.Fatalf("tsc --noEmit -p db/typescript: %v\n%s", err, out)
@@ -127,6 +129,7 @@ func TestChecksCompile(t *testing.T) {
 // column (the queries that use it break) and a new enum value (queries that
 // must be rejected become valid, so their @ts-expect-error is unused).
 func TestChecksCatchSchemaChanges(t *testing.T) {
+	t.Parallel()
 	requireTools(t)
 	nodeModules, err := filepath.Abs("node_modules")
 	if err != nil {

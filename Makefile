@@ -4,7 +4,7 @@
 GO ?= go
 CLIPPER := $(GO) run ./cmd/clipper
 
-.PHONY: dev test build generate migrate seed help
+.PHONY: dev test build generate types migrate seed bench help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -20,6 +20,12 @@ build: ## build bin/clipper
 
 generate: ## regenerate typed Go queries (sqlc) from db/queries and the migrations
 	cd db && $(GO) tool sqlc generate
+
+types: ## regenerate the TypeScript types (supabase-js, Drizzle) in db/typescript/generated from the migrations
+	./scripts/types.sh
+
+bench: ## the benchmark at full volume (1M jobs, 10M events); see README Performance
+	$(CLIPPER) bench
 
 migrate: ## apply migrations to DATABASE_URL
 	$(CLIPPER) migrate

@@ -15,6 +15,9 @@ fi
 step "sqlc: generated code matches db/queries and the migrations"
 (cd db && go tool sqlc diff)
 
+step "npm: pinned TypeScript toolchain for db/typescript"
+./scripts/types.sh deps
+
 step "go vet"
 go vet ./...
 

@@ -52,3 +52,6 @@ func Apply(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	}
 	return true, nil
 }
+
+// SQL returns the bootstrap script (tests key their templates on it).
+func SQL() string { return plainPostgresSQL }

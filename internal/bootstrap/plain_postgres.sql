@@ -28,15 +28,13 @@ grant anon, authenticated, service_role to authenticator;
 -- The migration owner must be able to "set role" to the API roles (tests do).
 grant anon, authenticated, service_role to current_user;
 
-create extension if not exists pgcrypto;
-
 create schema if not exists auth;
 grant usage on schema auth to anon, authenticated, service_role;
 
 create table if not exists auth.users (
   id uuid primary key,
   email text unique,
-  raw_user_meta_data jsonb not null default '{}',
+  raw_user_meta_data jsonb,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/clipper/clipper/internal/bootstrap"
 	"github.com/clipper/clipper/internal/migrate"
 	"github.com/clipper/clipper/internal/pgcluster"
 	"github.com/clipper/clipper/supabase"
@@ -112,6 +113,7 @@ func migrationsHash() (string, error) {
 		h.Write(b)
 		return nil
 	})
+	h.Write([]byte(bootstrap.SQL()))
 	return hex.EncodeToString(h.Sum(nil))[:12], err
 }
 

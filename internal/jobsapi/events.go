@@ -129,12 +129,10 @@ func (a *api) stream(c echo.Context, job jobs.Job, after int64) error {
 	if job.Status.Final() {
 		s.final = job.Status
 	}
-	// The server's read and write timeouts suit ordinary requests; a
-	// stream lives longer. An expired read deadline would cancel the
-	// request; writes get their own deadline each (see write).
-	if err := s.rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return apperr.Wrap(err, apperr.Internal, "cannot start the event stream")
-	}
+	// The server's WriteTimeout suits ordinary requests; a stream lives
+	// longer, so each write sets its own deadline (see write). net/http
+	// already clears the read deadline of a request without a body once
+	// the handler runs.
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, "text/event-stream")
 	h.Set(echo.HeaderCacheControl, "no-cache")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"net/url"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -167,25 +168,20 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, res.Bootstrapped)
 	require.Empty(t, res.Applied)
-	require.Equal(t, schema, catalogSnapshot(t, conn, true))
+	requireSameSnapshot(t, schema, catalogSnapshot(t, conn, true))
 	require.Equal(t, data, dataSnapshot(t, conn))
 
+	// In order, as both tools apply them: a later file may redefine what an
+	// earlier one made (create or replace), so the order matters.
 	names, sqls := migrationFiles(t)
 	for round := 0; round < 2; round++ {
 		for _, n := range names {
 			applyLikeSupabaseCLI(t, conn, n, sqls[n])
 		}
-		require.Equal(t, schema, catalogSnapshot(t, conn, true), "round %d", round)
+		requireSameSnapshot(t, schema, catalogSnapshot(t, conn, true))
 		require.Equal(t, data, dataSnapshot(t, conn), "round %d", round)
 	}
 
-	// Every file on its own, in any position, is also harmless: the CLI
-	// applies only the files its own history lacks.
-	for i := len(names) - 1; i >= 0; i-- {
-		applyLikeSupabaseCLI(t, conn, names[i], sqls[names[i]])
-	}
-	require.Equal(t, schema, catalogSnapshot(t, conn, true))
-	require.Equal(t, data, dataSnapshot(t, conn))
 }
 
 // A database on the previous migration set, holding data, takes the newest
@@ -235,9 +231,37 @@ func TestUpgradeKeepsData(t *testing.T) {
 
 	// The upgraded database matches one built from scratch.
 	fresh := connect(t, pgtest.NewDatabase(t))
-	require.Equal(t, catalogSnapshot(t, fresh, false), catalogSnapshot(t, conn, false))
+	requireSameSnapshot(t, catalogSnapshot(t, fresh, false), catalogSnapshot(t, conn, false))
 }
 
 type nopWriter struct{}
 
 func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// job_events_type_check keeps its rule (a lower-case letter, then up to 63
+// of [a-z0-9_.]) whatever form the check takes.
+func TestEventTypeRule(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := pgtest.Tx(t)
+	var job string
+	require.NoError(t, tx.QueryRow(ctx, `with u as (insert into auth.users (id) values (gen_random_uuid()) returning id)
+		insert into jobs (owner_id, source_type, source_url) select id, 'youtube', 'https://x.test/v' from u
+		returning id`).Scan(&job))
+	try := func(typ string) error {
+		sp, err := tx.Begin(ctx)
+		require.NoError(t, err)
+		defer sp.Rollback(ctx) //nolint:errcheck
+		_, err = sp.Exec(ctx, `insert into job_events (job_id, type) values ($1, $2)`, job, typ)
+		return err
+	}
+	for _, ok := range []string{"a", "status", "progress", "worker.log_line", "x9", "a" + strings.Repeat("b", 63)} {
+		require.NoError(t, try(ok), ok)
+	}
+	for _, bad := range []string{"", "A", "Status", "9a", "_a", ".a", "a-b", "a b", "é", "aé",
+		"a" + strings.Repeat("b", 64), "a\n", "status;"} {
+		err := try(bad)
+		require.Error(t, err, bad)
+		require.Contains(t, err.Error(), "job_events_type_check", bad)
+	}
+}

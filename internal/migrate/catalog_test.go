@@ -136,6 +136,27 @@ func catalogSnapshot(t *testing.T, conn *pgx.Conn, withOIDs bool) []string {
 	return out
 }
 
+// requireSameSnapshot fails with the lines only one snapshot has.
+func requireSameSnapshot(t *testing.T, want, got []string) {
+	t.Helper()
+	var missing, extra []string
+	for _, l := range want {
+		if !slices.Contains(got, l) {
+			missing = append(missing, l)
+		}
+	}
+	for _, l := range got {
+		if !slices.Contains(want, l) {
+			extra = append(extra, l)
+		}
+	}
+	if len(missing) > 0 || len(extra) > 0 {
+		t.Fatalf("catalog changed\n-- gone or altered:\n%s\n-- new or altered:\n%s",
+			strings.Join(missing, "\n"), strings.Join(extra, "\n"))
+	}
+	require.Equal(t, want, got)
+}
+
 // dataSnapshot returns a digest of every row of the tables that hold data,
 // over the columns the first migrations created.
 func dataSnapshot(t *testing.T, conn *pgx.Conn) map[string]string {

@@ -30,6 +30,7 @@ func commands() []command {
 		{"serve", "run the daemon (HTTP API, webhooks, NOTIFY, cleanup)", runServe},
 		{"migrate", "apply the migrations (plain-Postgres bootstrap first where needed)", runMigrate},
 		{"seed", "load the minimal development data and print a demo API key", runSeed},
+		{"keys", "create, list, rotate and revoke API keys (prints a new key once)", runKeys},
 		{"cleanup", "delete expired jobs (and their events) and reap stale jobs", runCleanup},
 		{"bench", "load realistic volumes and print throughput and latency figures", runBench},
 		{"testdb", "run a command with TEST_DATABASE_URL set to a throwaway Postgres", runTestDB},

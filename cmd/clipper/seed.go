@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/clipper/clipper/internal/apikeys"
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/seed"
 )
@@ -33,10 +34,11 @@ plaintext once; only its hash is stored. Safe to run again.`)
 	return nil
 }
 
-// seedAll loads the seed data and returns a new demo API key's plaintext.
+// seedAll loads the seed data and returns a new demo API key's plaintext;
+// demo keys from earlier seeds are revoked.
 func seedAll(ctx context.Context, db database.DB) (string, error) {
 	if err := seed.Apply(ctx, db); err != nil {
 		return "", err
 	}
-	return "(demo API keys arrive with the apikeys package)", nil
+	return seed.DemoKey(ctx, db, apikeys.Options{})
 }

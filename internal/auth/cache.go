@@ -95,6 +95,11 @@ func (c *cache) get(ctx context.Context, token string, verify verifyFunc, observ
 	}
 	observe(resultMiss)
 	v, err, _ := c.inFlight.Do(string(digest[:]), func() (any, error) {
+		// A request that missed just as an earlier flight stored its
+		// result finds it here.
+		if key, err, ok := c.lookup(lookupID, digest); ok {
+			return key, err
+		}
 		c.mu.Lock()
 		epoch := c.epoch
 		c.mu.Unlock()

@@ -1,5 +1,5 @@
-// Package keysapi is the HTTP API for managing API keys: create, list,
-// get, rotate and revoke, for keys holding the keys:admin scope.
+// Package keysapi administers API keys: the HTTP routes (create, list,
+// get, rotate, revoke; scope keys:admin) and the `clipper keys` command.
 package keysapi
 
 import (

@@ -1,4 +1,5 @@
-// Package seed loads the minimal development data (supabase/seed.sql).
+// Package seed loads the minimal development data (supabase/seed.sql)
+// and issues the demo user's API key.
 package seed
 
 import (

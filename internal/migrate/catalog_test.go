@@ -247,13 +247,29 @@ func declared(sqls []string, create, drop string) []string {
 	cre := regexp.MustCompile(`(?i)` + create)
 	dre := regexp.MustCompile(`(?i)` + drop)
 	set := map[string]bool{}
+	type op struct {
+		at     int
+		name   string
+		create bool
+	}
 	for _, s := range sqls {
 		s = lineComment.ReplaceAllString(s, "")
-		for _, m := range cre.FindAllStringSubmatch(s, -1) {
-			set[strings.ToLower(m[1])] = true
+		// In file order: a migration may drop an object and create it anew
+		// (a row trigger replaced by a statement trigger of the same name).
+		var ops []op
+		for _, m := range cre.FindAllStringSubmatchIndex(s, -1) {
+			ops = append(ops, op{m[0], strings.ToLower(s[m[2]:m[3]]), true})
 		}
-		for _, m := range dre.FindAllStringSubmatch(s, -1) {
-			delete(set, strings.ToLower(m[1]))
+		for _, m := range dre.FindAllStringSubmatchIndex(s, -1) {
+			ops = append(ops, op{m[0], strings.ToLower(s[m[2]:m[3]]), false})
+		}
+		slices.SortFunc(ops, func(a, b op) int { return a.at - b.at })
+		for _, o := range ops {
+			if o.create {
+				set[o.name] = true
+			} else {
+				delete(set, o.name)
+			}
 		}
 	}
 	out := make([]string, 0, len(set))

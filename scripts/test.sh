@@ -18,8 +18,18 @@ step "sqlc: generated code matches db/queries and the migrations"
 step "npm: pinned TypeScript toolchain for db/typescript"
 ./scripts/types.sh deps
 
+step "Supabase CLI (pinned) for the migration compatibility test"
+CLIPPER_SUPABASE_CLI=$(./scripts/supabase-push-check.sh --install-only)
+export CLIPPER_SUPABASE_CLI
+
 step "go vet"
 go vet ./...
 
 step "go test -race"
 go test -race -count=1 -timeout 20m ./...
+
+step "fuzz (short runs)"
+for target in "FuzzParse ./internal/apikeys" "FuzzParsePayload ./webhooks" "FuzzVerifySignature ./webhooks"; do
+  set -- $target
+  go test -run '^$' -fuzz "^$1\$" -fuzztime 10s "$2"
+done

@@ -7,6 +7,7 @@ import (
 
 	"github.com/clipper/clipper/internal/apikeys"
 	"github.com/clipper/clipper/internal/auth"
+	"github.com/clipper/clipper/internal/jobsapi"
 	"github.com/clipper/clipper/internal/keysapi"
 	"github.com/clipper/clipper/internal/notify"
 	"github.com/clipper/clipper/internal/retention"
@@ -50,6 +51,19 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 	}
 
 	// --- jobs API ---
+	{
+		hub := jobsapi.NewHub(f.listener, f.log)
+		f.background("job event streams", hub.Run)
+		if err := jobsapi.Register(e, jobsapi.Deps{
+			DB: f.pool, Require: f.auth.Require, KeyFrom: auth.KeyFrom, Signer: f.storage, Hub: hub, Logger: f.log,
+			JobRetention: f.cfg.JobRetention, URLPolicy: storage.PolicyFromConfig(f.cfg),
+			// Event streams end when shutdown begins (ctx), not once the
+			// server has drained (f.daemonCtx): the drain would wait for them.
+			Shutdown: ctx,
+		}); err != nil {
+			return err
+		}
+	}
 
 	// --- webhooks ---
 	if err := webhooks.Register(e, webhooks.Options{

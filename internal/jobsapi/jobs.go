@@ -43,7 +43,10 @@ func (a *api) create(c echo.Context) error {
 	if err := httpapi.BindJSON(c, &req); err != nil {
 		return err
 	}
-	key := a.KeyFrom(c)
+	key, err := a.key(c)
+	if err != nil {
+		return err
+	}
 	p := jobs.CreateParams{
 		APIKeyID:       uuid.NullUUID{UUID: key.ID, Valid: true},
 		SourceURL:      req.SourceURL,
@@ -145,7 +148,10 @@ func (a *api) list(c echo.Context) error {
 	}
 
 	ctx := c.Request().Context()
-	key := a.KeyFrom(c)
+	key, err := a.key(c)
+	if err != nil {
+		return err
+	}
 	var page jobs.Page
 	switch {
 	case key.HasScope(apikeys.ScopeAdmin):

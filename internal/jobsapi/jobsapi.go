@@ -29,16 +29,15 @@ type Deps struct {
 	// Require returns middleware that admits a request only with an API
 	// key holding every given scope (admin holds them all).
 	Require func(scopes ...apikeys.Scope) echo.MiddlewareFunc
-	// KeyFrom returns the key Require admitted.
-	KeyFrom func(c echo.Context) apikeys.Key
+	// KeyFrom returns the key Require admitted (auth.KeyFrom).
+	KeyFrom func(c echo.Context) (apikeys.Key, bool)
 	Signer  storage.Signer
 	// Hub wakes event streams on NOTIFY; run it with Hub.Run.
 	Hub    *Hub
 	Logger *slog.Logger
 
-	JobRetention    time.Duration // expires_at of finished jobs
-	SignedURLTTL    time.Duration // result URLs' default lifetime
-	SignedURLMaxTTL time.Duration // the longest a caller may ask for
+	JobRetention time.Duration     // expires_at of finished jobs
+	URLPolicy    storage.TTLPolicy // lifetimes of signed URLs: default and cap
 
 	// Shutdown ends every event stream when it is done, so that the
 	// server's graceful shutdown need not wait for them; clients
@@ -84,8 +83,8 @@ func Register(e *echo.Echo, d Deps) error {
 	switch {
 	case d.DB == nil, d.Require == nil, d.KeyFrom == nil, d.Signer == nil, d.Hub == nil, d.Shutdown == nil:
 		return errors.New("jobsapi: DB, Require, KeyFrom, Signer, Hub and Shutdown are required")
-	case d.JobRetention <= 0, d.SignedURLTTL <= 0, d.SignedURLMaxTTL < d.SignedURLTTL:
-		return errors.New("jobsapi: JobRetention and SignedURLTTL must be positive, SignedURLMaxTTL at least SignedURLTTL")
+	case d.JobRetention <= 0:
+		return errors.New("jobsapi: JobRetention must be positive")
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -111,6 +110,8 @@ func Register(e *echo.Echo, d Deps) error {
 	v1.POST("/jobs/:id/complete", a.complete, worker)
 	v1.POST("/jobs/:id/fail", a.fail, worker)
 	v1.POST("/jobs/:id/events", a.appendEvent, worker)
+	v1.POST("/jobs/:id/source-url", a.sourceURL, worker)
+	v1.POST("/jobs/:id/upload-urls", a.uploadURLs, worker)
 	return nil
 }
 
@@ -121,6 +122,16 @@ func jobID(c echo.Context) (uuid.UUID, error) {
 		return uuid.Nil, apperr.New(apperr.InvalidInput, "job id must be a UUID")
 	}
 	return id, nil
+}
+
+// key returns the request's API key. Every route is behind Require, so a
+// missing key is a wiring mistake, never the caller's.
+func (a *api) key(c echo.Context) (apikeys.Key, error) {
+	key, ok := a.KeyFrom(c)
+	if !ok {
+		return apikeys.Key{}, apperr.New(apperr.Internal, "route has no API key check")
+	}
+	return key, nil
 }
 
 // canSee says whether key may see job: an admin key sees every job, a key
@@ -145,11 +156,15 @@ func (a *api) visibleJob(c echo.Context) (jobs.Job, error) {
 	if err != nil {
 		return jobs.Job{}, err
 	}
+	key, err := a.key(c)
+	if err != nil {
+		return jobs.Job{}, err
+	}
 	job, err := a.jobs.Get(c.Request().Context(), id)
 	if err != nil {
 		return jobs.Job{}, err
 	}
-	if !canSee(a.KeyFrom(c), job) {
+	if !canSee(key, job) {
 		return jobs.Job{}, apperr.New(apperr.NotFound, "job not found")
 	}
 	return job, nil

@@ -16,11 +16,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apikeys"
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/auth"
 	"github.com/clipper/clipper/internal/httpapi"
 	"github.com/clipper/clipper/internal/jobsapi"
 	"github.com/clipper/clipper/internal/notify"
@@ -41,8 +41,8 @@ type testBundle struct {
 	keys     *apikeys.Repo
 	hub      *jobsapi.Hub
 	listener *notify.Listener
+	storage  *storage.Local
 	shutdown context.CancelFunc
-	cfg      jobsapi.Deps
 	// listenLost receives a channel each time the LISTEN connection is
 	// lost, with options.holdReconnect; closing it lets the listener
 	// reconnect.
@@ -111,72 +111,38 @@ func setup(t *testing.T, opts ...func(*options)) *testBundle {
 		MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32,
 	}})
 	require.NoError(t, err)
+	authn, err := auth.New(auth.Options{Keys: keys, Limiter: auth.NewLimiter(pool), Logger: log})
+	require.NoError(t, err)
 
-	shutdownCtx, shutdown := context.WithCancel(context.Background())
-	t.Cleanup(shutdown)
-	deps := jobsapi.Deps{
-		DB:              pool,
-		Require:         testAuth{keys}.Require,
-		KeyFrom:         keyFrom,
-		Signer:          fakeSigner{},
-		Hub:             hub,
-		Logger:          log,
-		JobRetention:    24 * time.Hour,
-		SignedURLTTL:    time.Minute,
-		SignedURLMaxTTL: time.Hour,
-		Shutdown:        shutdownCtx,
-		Stream:          o.stream,
-	}
 	e := httpapi.New(httpapi.Options{Logger: log})
-	require.NoError(t, jobsapi.Register(e, deps))
 	srv := httptest.NewUnstartedServer(e)
 	srv.Config.ReadTimeout = o.serverTimeout
 	srv.Config.WriteTimeout = o.serverTimeout
 	srv.Config.IdleTimeout = time.Minute // idle keep-alive connections would otherwise use ReadTimeout
+	baseURL := "http://" + srv.Listener.Addr().String()
+	local, err := storage.NewLocal(t.TempDir(), baseURL, "test-storage-secret", storage.LocalOptions{})
+	require.NoError(t, err)
+	local.RegisterRoutes(e)
+
+	shutdownCtx, shutdown := context.WithCancel(context.Background())
+	t.Cleanup(shutdown)
+	deps := jobsapi.Deps{
+		DB:           pool,
+		Require:      authn.Require,
+		KeyFrom:      auth.KeyFrom,
+		Signer:       local,
+		Hub:          hub,
+		Logger:       log,
+		JobRetention: 24 * time.Hour,
+		URLPolicy:    storage.TTLPolicy{Default: time.Minute, Max: time.Hour},
+		Shutdown:     shutdownCtx,
+		Stream:       o.stream,
+	}
+	require.NoError(t, jobsapi.Register(e, deps))
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &testBundle{url: srv.URL, dsn: dsn, pool: pool, keys: keys, hub: hub, listener: listener, shutdown: shutdown, cfg: deps, listenLost: listenLost}
-}
-
-// testAuth is a minimal stand-in for the daemon's authenticator: a bearer
-// API key, checked against the database on every request.
-type testAuth struct{ keys *apikeys.Repo }
-
-func (a testAuth) Require(scopes ...apikeys.Scope) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			token, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-			if !ok {
-				return apperr.New(apperr.Unauthorized, "api key required")
-			}
-			key, err := a.keys.Authenticate(c.Request().Context(), token)
-			if err != nil {
-				return err
-			}
-			for _, s := range scopes {
-				if !key.HasScope(s) {
-					return apperr.New(apperr.Forbidden, "api key lacks scope %s", s)
-				}
-			}
-			c.Set("test.apikey", key)
-			return next(c)
-		}
-	}
-}
-
-func keyFrom(c echo.Context) apikeys.Key { return c.Get("test.apikey").(apikeys.Key) }
-
-// fakeSigner signs nothing: its URLs name the object and the lifetime.
-type fakeSigner struct{}
-
-func (fakeSigner) SignDownload(_ context.Context, bucket, path string, ttl time.Duration) (storage.SignedURL, error) {
-	return storage.SignedURL{Bucket: bucket, Path: path, URL: "https://storage.test/" + bucket + "/" + path + "?ttl=" + ttl.String(),
-		ExpiresAt: time.Now().Add(ttl)}, nil
-}
-
-func (fakeSigner) SignUpload(_ context.Context, bucket, path string, ttl time.Duration) (storage.SignedURL, error) {
-	return storage.SignedURL{Bucket: bucket, Path: path, URL: "https://storage.test/upload/" + bucket + "/" + path,
-		ExpiresAt: time.Now().Add(ttl)}, nil
+	return &testBundle{url: srv.URL, dsn: dsn, pool: pool, keys: keys, hub: hub, listener: listener, storage: local,
+		shutdown: shutdown, listenLost: listenLost}
 }
 
 func (b *testBundle) newUser(t *testing.T) uuid.UUID {

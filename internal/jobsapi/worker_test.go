@@ -3,8 +3,10 @@ package jobsapi_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,7 +79,25 @@ func TestWorkerFlow(t *testing.T) {
 	// Results are not there before the job is done.
 	b.do(t, "GET", "/v1/jobs/"+j.ID.String()+"/result", client, nil).fails(t, http.StatusConflict, apperr.InvalidTransition)
 
+	// The worker uploads its results through signed upload URLs.
 	keys := []string{"clips/" + j.ID.String() + "/1.mp4", "clips/" + j.ID.String() + "/2.mp4"}
+	var uploads struct {
+		Uploads []signedURL `json:"uploads"`
+	}
+	b.post(t, worker, j.ID, "upload-urls", map[string]any{"worker_id": "w1", "keys": keys}).ok(t, http.StatusOK, &uploads)
+	require.Len(t, uploads.Uploads, 2)
+	for i, u := range uploads.Uploads {
+		require.Equal(t, "results", u.Bucket)
+		require.Equal(t, keys[i], u.Path)
+		require.WithinDuration(t, time.Now().Add(time.Minute), u.ExpiresAt, 10*time.Second)
+		req, err := http.NewRequest("PUT", u.URL, strings.NewReader("clip "+keys[i]))
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+
 	var done job
 	b.post(t, worker, j.ID, "complete", map[string]any{"worker_id": "w1", "result_keys": keys}).ok(t, http.StatusOK, &done)
 	require.Equal(t, "done", done.Status)
@@ -85,6 +105,7 @@ func TestWorkerFlow(t *testing.T) {
 	require.Equal(t, keys, done.ResultKeys)
 	require.WithinDuration(t, time.Now().Add(24*time.Hour), *done.ExpiresAt, time.Minute, "retention sets expires_at")
 
+	// The client downloads them through signed download URLs.
 	var res results
 	b.do(t, "GET", "/v1/jobs/"+j.ID.String()+"/result", client, nil).ok(t, http.StatusOK, &res)
 	require.Equal(t, j.ID, res.JobID)
@@ -93,8 +114,14 @@ func TestWorkerFlow(t *testing.T) {
 	for i, u := range res.Results {
 		require.Equal(t, "results", u.Bucket)
 		require.Equal(t, keys[i], u.Path)
-		require.Equal(t, "https://storage.test/results/"+keys[i]+"?ttl=1m0s", u.URL)
 		require.WithinDuration(t, time.Now().Add(time.Minute), u.ExpiresAt, 10*time.Second)
+		resp, err := http.Get(u.URL)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, "clip "+keys[i], string(body))
 	}
 	b.do(t, "GET", "/v1/jobs/"+j.ID.String()+"/result?ttl_seconds=600", client, nil).ok(t, http.StatusOK, &res)
 	require.WithinDuration(t, time.Now().Add(10*time.Minute), res.Results[0].ExpiresAt, 10*time.Second)
@@ -118,6 +145,39 @@ func TestWorkerFlow(t *testing.T) {
 	require.Equal(t, []string{"status", "status", "progress", "stage.download", "status"}, types(evs.Events))
 	require.JSONEq(t, `{"from":"processing","to":"done","attempt":1,"worker_id":"w1","result_keys":`+mustJSON(t, keys)+`}`,
 		string(evs.Events[4].Data))
+}
+
+func TestWorkerSourceURL(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, client := b.client(t, nil)
+	_, worker := b.newKey(t, nil, apikeys.ScopeWorker)
+
+	// The client's upload, as a frontend would make it.
+	up, err := b.storage.SignUpload(context.Background(), "sources", "user-1/talk.mp4", time.Minute)
+	require.NoError(t, err)
+	req, err := http.NewRequest("PUT", up.URL, strings.NewReader("source video"))
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	j := b.createJob(t, client, map[string]any{"source_object": "user-1/talk.mp4"})
+	b.post(t, worker, j.ID, "source-url", map[string]any{"worker_id": "w1"}).fails(t, http.StatusConflict, apperr.InvalidTransition)
+	require.Len(t, b.claim(t, worker, "w1", 1), 1)
+	var u signedURL
+	b.post(t, worker, j.ID, "source-url", map[string]any{"worker_id": "w1", "ttl_seconds": 300}).ok(t, http.StatusOK, &u)
+	require.Equal(t, "sources", u.Bucket)
+	require.Equal(t, "user-1/talk.mp4", u.Path)
+	require.WithinDuration(t, time.Now().Add(5*time.Minute), u.ExpiresAt, 10*time.Second)
+	resp, err = http.Get(u.URL)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, "source video", string(body))
+	b.post(t, worker, j.ID, "source-url", map[string]any{"worker_id": "w2"}).fails(t, http.StatusConflict, apperr.InvalidTransition)
 }
 
 func TestWorkerRetryThenFail(t *testing.T) {
@@ -223,6 +283,21 @@ func TestWorkerErrors(t *testing.T) {
 	b.do(t, "POST", "/v1/jobs/nope/heartbeat", worker, map[string]any{"worker_id": "w1"}).fails(t, http.StatusBadRequest, apperr.InvalidInput)
 	b.post(t, worker, uuid.New(), "heartbeat", map[string]any{"worker_id": "w1"}).fails(t, http.StatusNotFound, apperr.NotFound)
 	b.post(t, worker, uuid.New(), "events", map[string]any{"type": "log"}).fails(t, http.StatusNotFound, apperr.NotFound)
+
+	// Signed URLs only for the holding worker, and a source URL only for
+	// an uploaded job.
+	b.post(t, worker, id, "upload-urls", map[string]any{"worker_id": "w2", "keys": []string{"a.mp4"}}).
+		fails(t, http.StatusConflict, apperr.InvalidTransition)
+	b.post(t, worker, id, "upload-urls", map[string]any{"worker_id": "w1", "keys": []string{}}).
+		fails(t, http.StatusBadRequest, apperr.InvalidInput)
+	b.post(t, worker, id, "upload-urls", map[string]any{"worker_id": "w1", "keys": []string{"../x"}}).
+		fails(t, http.StatusBadRequest, apperr.InvalidInput)
+	b.post(t, worker, id, "upload-urls", map[string]any{"worker_id": "w1", "keys": []string{"a.mp4"}, "ttl_seconds": 3601}).
+		fails(t, http.StatusBadRequest, apperr.InvalidInput)
+	b.post(t, worker, id, "source-url", map[string]any{"worker_id": "w1"}).fails(t, http.StatusBadRequest, apperr.InvalidInput)
+	b.post(t, worker, id, "source-url", map[string]any{}).fails(t, http.StatusBadRequest, apperr.InvalidInput)
+	b.post(t, client, id, "upload-urls", map[string]any{"worker_id": "w1", "keys": []string{"a.mp4"}}).
+		fails(t, http.StatusForbidden, apperr.Forbidden)
 
 	// Scopes: a client key cannot act as a worker; admin can.
 	b.do(t, "POST", "/v1/worker/claim", client, map[string]any{"worker_id": "w1"}).fails(t, http.StatusForbidden, apperr.Forbidden)

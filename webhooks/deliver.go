@@ -116,9 +116,9 @@ func (h *Handler) applyUpload(ctx context.Context, tx pgx.Tx, o StorageObject) (
 	if err := q.LockWebhookSubject(ctx, "storage.objects:"+o.ID.String()); err != nil {
 		return "", none, "", apperr.FromDB(err, "webhook delivery")
 	}
-	prev, err := q.GetStorageObjectDelivery(ctx, o.ID.String())
+	prev, err := q.GetUploadJob(ctx, o.ID)
 	if err == nil {
-		return ActionJobExists, prev.JobID, "", nil
+		return ActionJobExists, uuid.NullUUID{UUID: prev, Valid: true}, "", nil
 	}
 	if !database.IsNoRows(err) {
 		return "", none, "", apperr.FromDB(err, "webhook delivery")
@@ -132,9 +132,8 @@ func (h *Handler) applyUpload(ctx context.Context, tx pgx.Tx, o StorageObject) (
 		}
 		if found {
 			params.OwnerID = o.Owner
-			// Also makes the job findable, and unique, by the object
-			// within its owner's jobs. Ownerless jobs rely on the
-			// deliveries' unique index alone.
+			// Also makes the job findable by the object within its
+			// owner's jobs.
 			params.IdempotencyKey = storageKeyPrefix + o.ID.String()
 		}
 	}
@@ -152,6 +151,9 @@ func (h *Handler) applyUpload(ctx context.Context, tx pgx.Tx, o StorageObject) (
 	}
 	if err != nil {
 		return "", none, "", err
+	}
+	if err := q.InsertUploadJob(ctx, dbgen.InsertUploadJobParams{ObjectID: o.ID, JobID: job.ID}); err != nil {
+		return "", none, "", apperr.FromDB(err, "webhook delivery")
 	}
 	jobID := uuid.NullUUID{UUID: job.ID, Valid: true}
 	if !created {

@@ -162,6 +162,28 @@ type ClipperInternalApiKeyRateLimit struct {
 	Tat   time.Time `json:"tat"`
 }
 
+// The job made for each storage object uploaded to the sources bucket.
+type ClipperInternalUploadJob struct {
+	ObjectID  uuid.UUID `json:"object_id"`
+	JobID     uuid.UUID `json:"job_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Accepted database-webhook deliveries; written by the daemon only.
+type ClipperInternalWebhookDelivery struct {
+	ID int64 `json:"id"`
+	// Replays of one delivery share it: the webhook-id header, else a payload hash.
+	DeliveryKey string          `json:"delivery_key"`
+	ReceivedAt  time.Time       `json:"received_at"`
+	Type        string          `json:"type"`
+	SchemaName  string          `json:"schema_name"`
+	TableName   string          `json:"table_name"`
+	RecordID    *string         `json:"record_id"`
+	Payload     json.RawMessage `json:"payload"`
+	Action      string          `json:"action"`
+	JobID       uuid.NullUUID   `json:"job_id"`
+}
+
 // Clip jobs: created queued by the API, claimed and finished by workers.
 type Job struct {
 	ID             uuid.UUID       `json:"id"`
@@ -201,19 +223,4 @@ type JobEvent struct {
 	Ts    time.Time       `json:"ts"`
 	Type  string          `json:"type"`
 	Data  json.RawMessage `json:"data"`
-}
-
-// Accepted database-webhook deliveries; written by the daemon only.
-type WebhookDelivery struct {
-	ID int64 `json:"id"`
-	// Replays of one delivery share it: the webhook-id header, else a payload hash.
-	DeliveryKey string          `json:"delivery_key"`
-	ReceivedAt  time.Time       `json:"received_at"`
-	Type        string          `json:"type"`
-	SchemaName  string          `json:"schema_name"`
-	TableName   string          `json:"table_name"`
-	RecordID    *string         `json:"record_id"`
-	Payload     json.RawMessage `json:"payload"`
-	Action      string          `json:"action"`
-	JobID       uuid.NullUUID   `json:"job_id"`
 }

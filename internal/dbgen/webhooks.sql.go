@@ -23,27 +23,19 @@ func (q *Queries) AuthUserExists(ctx context.Context, userID uuid.UUID) (bool, e
 	return found, err
 }
 
-const getStorageObjectDelivery = `-- name: GetStorageObjectDelivery :one
-select id, job_id from webhook_deliveries
-where schema_name = 'storage' and table_name = 'objects' and action = 'job_created'
-  and record_id = $1::text
+const getUploadJob = `-- name: GetUploadJob :one
+select job_id from clipper_internal.upload_jobs where object_id = $1
 `
 
-type GetStorageObjectDeliveryRow struct {
-	ID    int64         `json:"id"`
-	JobID uuid.NullUUID `json:"job_id"`
-}
-
-// The delivery that made the job for an uploaded object, if any.
-func (q *Queries) GetStorageObjectDelivery(ctx context.Context, objectID string) (GetStorageObjectDeliveryRow, error) {
-	row := q.db.QueryRow(ctx, getStorageObjectDelivery, objectID)
-	var i GetStorageObjectDeliveryRow
-	err := row.Scan(&i.ID, &i.JobID)
-	return i, err
+func (q *Queries) GetUploadJob(ctx context.Context, objectID uuid.UUID) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, getUploadJob, objectID)
+	var job_id uuid.UUID
+	err := row.Scan(&job_id)
+	return job_id, err
 }
 
 const getWebhookDeliveryByKey = `-- name: GetWebhookDeliveryByKey :one
-select id, action, job_id from webhook_deliveries where delivery_key = $1
+select id, action, job_id from clipper_internal.webhook_deliveries where delivery_key = $1
 `
 
 type GetWebhookDeliveryByKeyRow struct {
@@ -59,8 +51,24 @@ func (q *Queries) GetWebhookDeliveryByKey(ctx context.Context, deliveryKey strin
 	return i, err
 }
 
+const insertUploadJob = `-- name: InsertUploadJob :exec
+insert into clipper_internal.upload_jobs (object_id, job_id)
+values ($1, $2)
+on conflict (object_id) do nothing
+`
+
+type InsertUploadJobParams struct {
+	ObjectID uuid.UUID `json:"object_id"`
+	JobID    uuid.UUID `json:"job_id"`
+}
+
+func (q *Queries) InsertUploadJob(ctx context.Context, arg InsertUploadJobParams) error {
+	_, err := q.db.Exec(ctx, insertUploadJob, arg.ObjectID, arg.JobID)
+	return err
+}
+
 const insertWebhookDelivery = `-- name: InsertWebhookDelivery :one
-insert into webhook_deliveries (delivery_key, type, schema_name, table_name, record_id, payload)
+insert into clipper_internal.webhook_deliveries (delivery_key, type, schema_name, table_name, record_id, payload)
 values (
   $1, $2, $3, $4,
   $5, $6
@@ -106,7 +114,7 @@ func (q *Queries) LockWebhookSubject(ctx context.Context, subject string) error 
 }
 
 const setWebhookDeliveryAction = `-- name: SetWebhookDeliveryAction :exec
-update webhook_deliveries
+update clipper_internal.webhook_deliveries
 set action = $1, job_id = $2
 where id = $3
 `

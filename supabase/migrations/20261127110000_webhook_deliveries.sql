@@ -2,9 +2,10 @@
 -- Webhook deliveries: every authenticated database-webhook delivery the
 -- daemon accepted, written in the same transaction as its effect, before
 -- the sender gets its answer. The unique delivery key makes a replayed
--- delivery a no-op.
+-- delivery a no-op. Kept out of public: PostgREST never sees it (payloads
+-- hold users' rows); operators read it as the database owner.
 
-create table if not exists public.webhook_deliveries (
+create table if not exists clipper_internal.webhook_deliveries (
   id bigint generated always as identity primary key,
   -- 'id:<webhook-id header>', else 'sha256:<hash of the canonical payload>'.
   delivery_key text not null,
@@ -17,7 +18,9 @@ create table if not exists public.webhook_deliveries (
   payload jsonb not null,
   -- What the delivery did: see webhooks.Action.
   action text not null default 'recorded',
-  job_id uuid references public.jobs (id) on delete set null,
+  -- The job the delivery made or found. Not a foreign key: the record of a
+  -- delivery outlives the job's retention.
+  job_id uuid,
   constraint webhook_deliveries_delivery_key_key unique (delivery_key),
   constraint webhook_deliveries_delivery_key_check check (length(delivery_key) between 1 and 300),
   constraint webhook_deliveries_type_check check (type in ('INSERT', 'UPDATE', 'DELETE')),
@@ -29,21 +32,26 @@ create table if not exists public.webhook_deliveries (
     action in ('job_created', 'job_exists', 'rejected', 'recorded', 'ignored'))
 );
 
-comment on table public.webhook_deliveries is 'Accepted database-webhook deliveries; written by the daemon only.';
-comment on column public.webhook_deliveries.delivery_key is 'Replays of one delivery share it: the webhook-id header, else a payload hash.';
+comment on table clipper_internal.webhook_deliveries is
+  'Accepted database-webhook deliveries; written by the daemon only.';
+comment on column clipper_internal.webhook_deliveries.delivery_key is
+  'Replays of one delivery share it: the webhook-id header, else a payload hash.';
 
--- One job per uploaded object, whatever the number of deliveries about it.
-create unique index if not exists webhook_deliveries_storage_object_idx
-  on public.webhook_deliveries (record_id)
-  where action = 'job_created' and schema_name = 'storage' and table_name = 'objects';
--- Pruning old deliveries, newest-first listing.
-create index if not exists webhook_deliveries_received_at_idx on public.webhook_deliveries (received_at);
--- The jobs foreign key (job deletes set it to null).
-create index if not exists webhook_deliveries_job_id_idx on public.webhook_deliveries (job_id) where job_id is not null;
+-- One job per object uploaded to the sources bucket, however many
+-- deliveries report the upload (ownerless jobs have no idempotency key to
+-- make them unique).
+create table if not exists clipper_internal.upload_jobs (
+  object_id uuid primary key,
+  job_id uuid not null,
+  created_at timestamptz not null default now()
+);
 
-alter table public.webhook_deliveries enable row level security;
-revoke all on table public.webhook_deliveries from anon, authenticated;
-grant select on table public.webhook_deliveries to service_role;
+comment on table clipper_internal.upload_jobs is
+  'The job made for each storage object uploaded to the sources bucket.';
+
+alter table clipper_internal.webhook_deliveries enable row level security;
+alter table clipper_internal.upload_jobs enable row level security;
+revoke all on table clipper_internal.webhook_deliveries, clipper_internal.upload_jobs from anon, authenticated;
 
 -- auth.users belongs to Supabase and is outside sqlc's view of the schema;
 -- this keeps the daemon's owner check a typed query.

@@ -28,6 +28,11 @@ where id in ('d0000000-0000-4000-8000-00000000a002', 'd0000000-0000-4000-8000-00
              'd0000000-0000-4000-8000-00000000a004')
   and status = 'queued';
 
+-- A rerun finds the processing job as the reaper left it, or still held:
+-- either way it is processing again, with a fresh heartbeat.
+update public.jobs set last_heartbeat_at = now()
+where id = 'd0000000-0000-4000-8000-00000000a002' and status = 'processing';
+
 update public.jobs set progress = 40
 where id = 'd0000000-0000-4000-8000-00000000a002' and status = 'processing' and progress = 0;
 

@@ -3,6 +3,7 @@ package jobsapi
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -96,6 +97,8 @@ type completeRequest struct {
 	ResultKeys []string `json:"result_keys"`
 }
 
+// complete marks the job done with its result objects. Retrying it is
+// safe: see below.
 func (a *api) complete(c echo.Context) error {
 	id, err := jobID(c)
 	if err != nil {
@@ -105,11 +108,27 @@ func (a *api) complete(c echo.Context) error {
 	if err := httpapi.BindJSON(c, &req); err != nil {
 		return err
 	}
-	job, err := a.jobs.Complete(c.Request().Context(), id, req.WorkerID, req.ResultKeys, a.JobRetention)
+	ctx := c.Request().Context()
+	job, err := a.jobs.Complete(ctx, id, req.WorkerID, req.ResultKeys, a.JobRetention)
+	if apperr.Is(err, apperr.InvalidTransition) {
+		// A worker that lost the answer to its complete retries it: the
+		// same worker with the same results gets the done job again.
+		if cur, gerr := a.jobs.Get(ctx, id); gerr == nil && cur.Status == jobs.StatusDone &&
+			cur.WorkerID != nil && *cur.WorkerID == req.WorkerID && slices.Equal(cur.ResultKeys, nonNil(req.ResultKeys)) {
+			return httpapi.OK(c, http.StatusOK, cur)
+		}
+	}
 	if err != nil {
 		return err
 	}
 	return httpapi.OK(c, http.StatusOK, job)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 type failRequest struct {

@@ -135,9 +135,15 @@ func TestWorkerFlow(t *testing.T) {
 	_, otherClient := b.client(t, &other)
 	b.do(t, "GET", "/v1/jobs/"+j.ID.String()+"/result", otherClient, nil).fails(t, http.StatusNotFound, apperr.NotFound)
 
-	// The finished job takes no more reports.
+	// The finished job takes no more reports, except the same complete
+	// again (a retry after a lost answer).
+	var again job
+	b.post(t, worker, j.ID, "complete", map[string]any{"worker_id": "w1", "result_keys": keys}).ok(t, http.StatusOK, &again)
+	require.Equal(t, done.ID, again.ID)
+	require.Equal(t, "done", again.Status)
 	b.post(t, worker, j.ID, "heartbeat", map[string]any{"worker_id": "w1"}).fails(t, http.StatusConflict, apperr.InvalidTransition)
 	b.post(t, worker, j.ID, "complete", map[string]any{"worker_id": "w1"}).fails(t, http.StatusConflict, apperr.InvalidTransition)
+	b.post(t, worker, j.ID, "complete", map[string]any{"worker_id": "w2", "result_keys": keys}).fails(t, http.StatusConflict, apperr.InvalidTransition)
 
 	// The trace, as the client reads it.
 	var evs eventsPage

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -573,6 +574,23 @@ func TestSignedDeliveries(t *testing.T) {
 			}
 		}
 		t.Logf("%d responses and %d bytes of logs checked (%s)", len(b.bodies), len(logs), time.Since(start).Round(time.Millisecond))
+
+		// How long deliveries took, from the access log.
+		var ms []float64
+		for line := range strings.Lines(logs) {
+			var l struct {
+				Msg, Route string
+				Status     int
+				DurationMS float64 `json:"duration_ms"`
+			}
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "request" && l.Route == webhooks.Route && l.Status == http.StatusOK {
+				ms = append(ms, l.DurationMS)
+			}
+		}
+		require.NotEmpty(t, ms)
+		slices.Sort(ms)
+		t.Logf("accepted deliveries: %d, median %.1f ms, max %.1f ms", len(ms), ms[len(ms)/2], ms[len(ms)-1])
+		require.Less(t, ms[len(ms)-1], float64(webhooks.DefaultTimeout/time.Millisecond))
 	})
 
 	t.Run("Metrics", func(t *testing.T) {

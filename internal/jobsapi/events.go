@@ -145,31 +145,33 @@ func (a *api) stream(c echo.Context, job jobs.Job, after int64) error {
 	if err := s.send(first); err != nil {
 		return nil
 	}
-	more := len(first) == streamPage
+	caughtUp := len(first) < streamPage
 	heartbeat := time.NewTicker(a.Stream.Heartbeat)
 	defer heartbeat.Stop()
 	reread := time.NewTicker(a.Stream.Reread)
 	defer reread.Stop()
 	for {
-		if more {
-			if done, err := s.drain(ctx); done || err != nil {
+		if !caughtUp {
+			var stop bool
+			if caughtUp, stop = s.drain(ctx); stop {
 				return nil
 			}
 		}
-		if s.final != "" {
+		// End only once every event up to the final status is sent; after
+		// a failed read the next wake-up or re-read tries again.
+		if caughtUp && s.final != "" {
 			_ = s.end(s.final)
 			return nil
 		}
-		more = false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-a.Shutdown.Done():
 			return nil
 		case <-wake:
-			more = true
+			caughtUp = false
 		case <-reread.C:
-			more = true
+			caughtUp = false
 		case <-heartbeat.C:
 			if s.write(": ping\n\n") != nil {
 				return nil
@@ -188,28 +190,28 @@ type sseStream struct {
 	final jobs.Status // set once the job is known to be final
 }
 
-// drain sends every event after the last one sent. done reports that the
-// stream has ended (the job is gone); err that the client cannot be
-// written to.
-func (s *sseStream) drain(ctx context.Context) (done bool, err error) {
+// drain sends every event after the last one sent. caughtUp reports that
+// it read to the end; stop that the stream is over (the client cannot be
+// written to, or the job is gone and end was sent).
+func (s *sseStream) drain(ctx context.Context) (caughtUp, stop bool) {
 	for {
 		evs, err := s.api.events.ListByJob(ctx, s.jobID, s.last, streamPage)
 		switch {
 		case apperr.Is(err, apperr.NotFound):
 			// Cleanup deleted the job: nothing more will come.
-			return true, s.end("")
+			_ = s.end("")
+			return false, true
 		case err != nil:
 			if ctx.Err() == nil {
 				s.log.Warn("event stream could not read events; retrying", "error", err)
 			}
-			// The next wake-up or re-read tries again.
-			return false, nil
+			return false, false
 		}
 		if err := s.send(evs); err != nil {
-			return true, err
+			return false, true
 		}
 		if len(evs) < streamPage {
-			return false, nil
+			return true, false
 		}
 	}
 }

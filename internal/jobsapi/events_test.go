@@ -2,6 +2,7 @@ package jobsapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/clipper/clipper/internal/apikeys"
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/events"
 	"github.com/clipper/clipper/internal/jobsapi"
 )
 
@@ -388,4 +390,28 @@ func TestStreamEnds(t *testing.T) {
 func TestRegisterChecksDeps(t *testing.T) {
 	t.Parallel()
 	require.Error(t, jobsapi.Register(nil, jobsapi.Deps{}))
+}
+
+// TestStreamLargeBacklog streams a finished job whose events span several
+// pages: all of them, in order, then end.
+func TestStreamLargeBacklog(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, client := b.client(t, nil)
+	j := b.createJob(t, client, nil)
+	batch := make([]events.NewEvent, 1234)
+	for i := range batch {
+		batch[i] = events.NewEvent{JobID: j.ID, Type: "log", Data: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}
+	}
+	_, err := events.New(b.pool).AppendBatch(context.Background(), batch)
+	require.NoError(t, err)
+	b.post(t, client, j.ID, "cancel", nil).ok(t, http.StatusOK, nil)
+
+	all := b.dbEventIDs(t, j.ID)
+	require.Len(t, all, 1236)
+	s := b.openStream(t, j.ID, client, "")
+	for _, want := range all {
+		require.Equal(t, want, s.nextEvent(t).ID)
+	}
+	s.requireEnd(t, "canceled")
 }

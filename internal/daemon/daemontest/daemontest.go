@@ -39,6 +39,7 @@ func Config(t testing.TB) config.Config {
 	cfg.StorageDir = t.TempDir()
 	cfg.DatabaseURL = pgtest.NewDatabase(t)
 	cfg.Addr = "127.0.0.1:0"
+	cfg.PublicURL = "" // Start points it at the port it gets
 	cfg.Argon2MemoryKiB = 64
 	cfg.Argon2Iterations = 1
 	cfg.StorageSigningSecret = "test-storage-signing-secret"
@@ -54,7 +55,7 @@ func Start(t testing.TB, cfg config.Config) *Instance {
 		t.Fatalf("daemontest: listen: %v", err)
 	}
 	cfg.Addr = l.Addr().String()
-	if cfg.PublicURL == "" || cfg.PublicURL == "http://127.0.0.1:0" {
+	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + cfg.Addr
 	}
 	logs := &SyncBuffer{}

@@ -26,7 +26,7 @@ func TestBenchReportsEveryMetric(t *testing.T) {
 	}
 	rep, err := bench.Run(context.Background(), bench.Options{
 		DatabaseURL: pgtest.ServerURL(t), Jobs: 3000, Events: 30000, Clients: 4, Workers: 2,
-		Phase: 300 * time.Millisecond, Samples: 30, SkipHTTP: skipHTTP,
+		Phase: 300 * time.Millisecond, Samples: 30,
 	})
 	require.NoError(t, err)
 	want := []string{
@@ -34,9 +34,7 @@ func TestBenchReportsEveryMetric(t *testing.T) {
 		"list_by_status_p95_ms", "list_by_status_deep_p95_ms", "get_job_p95_ms", "events_by_job_p95_ms",
 		"expired_select_p95_ms", "list_by_status_p50_ms", "list_by_status_p99_ms",
 		"cleanup_events_per_s", "writer_p95_ms_during_cleanup", "writer_p95_ms", "peak_rss_mb",
-	}
-	if !skipHTTP {
-		want = append(want, "http_get_job_p95_ms", "http_get_job_rps", "http_create_job_p95_ms")
+		"http_get_job_p95_ms", "http_get_job_rps", "http_create_job_p95_ms",
 	}
 	for _, name := range want {
 		v, ok := rep.Get(name)
@@ -62,6 +60,3 @@ func TestBenchReportsEveryMetric(t *testing.T) {
 		require.NotEmpty(t, m.Unit)
 	}
 }
-
-// skipHTTP stays true until the daemon's jobs API and key auth are wired.
-const skipHTTP = true

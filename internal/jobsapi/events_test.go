@@ -235,6 +235,10 @@ func TestStreamListenReconnect(t *testing.T) {
 	next := 1
 	for range 3 {
 		require.Eventually(t, b.listener.Connected, 5*time.Second, time.Millisecond)
+		// A wake-up already queued (the claim's, or the last round's
+		// Resync) may still be re-reading; let it finish, or on a loaded
+		// machine its late read would pick up this round's first events.
+		time.Sleep(300 * time.Millisecond)
 		var killed int
 		err := b.pool.QueryRow(context.Background(), `select count(*) from (
 			select pg_terminate_backend(pid) from pg_stat_activity

@@ -11,7 +11,7 @@ export const jobStatus = pgEnum("job_status", ['queued', 'processing', 'done', '
 export const usersInAuth = auth.table("users", {
 	id: uuid().primaryKey().notNull(),
 	email: text(),
-	rawUserMetaData: jsonb("raw_user_meta_data").default({}).notNull(),
+	rawUserMetaData: jsonb("raw_user_meta_data"),
 	createdAt: timestamp("created_at", { withTimezone: true, mode: 'string' }).defaultNow().notNull(),
 	updatedAt: timestamp("updated_at", { withTimezone: true, mode: 'string' }).defaultNow().notNull(),
 }, (table) => [
@@ -134,6 +134,6 @@ export const jobEvents = pgTable("job_events", {
 	pgPolicy("job_events_select_own", { as: "permissive", for: "select", to: ["authenticated"], using: sql`(job_id IN ( SELECT j.id
    FROM jobs j
   WHERE (j.owner_id = ( SELECT auth.uid() AS uid))))` }),
-	check("job_events_type_check", sql`type ~ '^[a-z][a-z0-9_.]{0,63}$'::text`),
 	check("job_events_data_check", sql`(jsonb_typeof(data) = 'object'::text) AND (pg_column_size(data) <= 65536)`),
+	check("job_events_type_check", sql`(type ~ '^[a-z][a-z0-9_.]*$'::text) AND (length(type) <= 64)`),
 ]);

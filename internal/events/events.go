@@ -68,10 +68,12 @@ func (r *Repo) WithDB(db database.DB) *Repo { return New(db) }
 // visible. Both ts (clock_timestamp) and id (a sequence) are taken at
 // insert, not at commit: two unsynchronized writers could commit in the
 // other order, and a resuming reader would skip the late one for good.
-// Appends therefore lock the job row FOR NO KEY UPDATE, the lock every
-// UPDATE of the job (and so every trigger-written status and progress
-// event) already takes; writers of one job's events are serialized until
-// commit. The lock does not block the foreign key checks of other tables.
+// Appends therefore lock the job row FOR NO KEY UPDATE, which conflicts
+// with itself and with the lock every UPDATE of the job (and so every
+// trigger-written status and progress event) takes: writers of one job's
+// events are serialized until commit. Foreign key checks alone would not
+// do it: two inserts' FOR KEY SHARE locks do not conflict. The lock is the
+// weakest that does, so it leaves other tables' foreign key checks alone.
 
 // Append adds one event to a job's stream. A job that does not exist (or
 // was deleted) is not_found.

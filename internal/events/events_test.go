@@ -144,8 +144,36 @@ func TestAppend(t *testing.T) {
 	})
 
 	// An append waits for a transaction that is changing the job, so the
-	// status event that commits first also comes first in the stream.
+	// event that commits first also comes first in the stream.
 	t.Run("WaitsForJobWriters", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		pool, _ := pgtest.NewPool(t)
+		job := newJob(t, pool)
+		_, err := jobs.New(pool).Claim(ctx, "w1", 1)
+		require.NoError(t, err)
+
+		tx, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx) //nolint:errcheck
+		_, err = jobs.New(tx).Progress(ctx, job, "w1", 30)
+		require.NoError(t, err)
+
+		ev := appendBlocked(t, ctx, pool, job, func() { require.NoError(t, tx.Commit(ctx)) })
+		got, err := events.New(pool).ListByJob(ctx, job, 0, 0)
+		require.NoError(t, err)
+		require.Len(t, got, 4)
+		require.Equal(t, []string{"status", "status", "progress", "worker.log"},
+			[]string{got[0].Type, got[1].Type, got[2].Type, got[3].Type})
+		require.Equal(t, ev.ID, got[3].ID)
+		require.True(t, got[3].TS.After(got[2].TS))
+	})
+
+	// Two appends to one job serialize too. Their foreign key checks alone
+	// (FOR KEY SHARE) would not: without Append's lock the second could
+	// commit an earlier (ts, id) after the first.
+	t.Run("AppendsSerialize", func(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -155,41 +183,12 @@ func TestAppend(t *testing.T) {
 		tx, err := pool.Begin(ctx)
 		require.NoError(t, err)
 		defer tx.Rollback(ctx) //nolint:errcheck
-		claimed, err := jobs.New(tx).Claim(ctx, "w1", 1)
+		first, err := events.New(tx).Append(ctx, job, "first", nil)
 		require.NoError(t, err)
-		require.Len(t, claimed, 1)
 
-		type result struct {
-			ev  events.Event
-			err error
-		}
-		done := make(chan result, 1)
-		go func() {
-			ev, err := events.New(pool).Append(ctx, job, "worker.log", json.RawMessage(`{"line":"started"}`))
-			done <- result{ev, err}
-		}()
-		require.Eventually(t, func() bool {
-			var waiting int
-			require.NoError(t, pool.QueryRow(ctx, `select count(*) from pg_stat_activity
-				where datname = current_database() and wait_event_type = 'Lock'`).Scan(&waiting))
-			return waiting == 1
-		}, 10*time.Second, 10*time.Millisecond, "the append waits on the job's row lock")
-		select {
-		case r := <-done:
-			t.Fatalf("append finished while the job was being changed: %+v", r)
-		default:
-		}
-		require.NoError(t, tx.Commit(ctx))
-		r := <-done
-		require.NoError(t, r.err)
-
-		got, err := events.New(pool).ListByJob(ctx, job, 0, 0)
-		require.NoError(t, err)
-		require.Len(t, got, 3)
-		require.Equal(t, []string{"status", "status", "worker.log"}, []string{got[0].Type, got[1].Type, got[2].Type})
-		require.Equal(t, r.ev.ID, got[2].ID)
-		require.Greater(t, got[2].ID, got[1].ID)
-		require.True(t, got[2].TS.After(got[1].TS))
+		second := appendBlocked(t, ctx, pool, job, func() { require.NoError(t, tx.Commit(ctx)) })
+		require.Greater(t, second.ID, first.ID)
+		require.True(t, second.TS.After(first.TS))
 	})
 
 	t.Run("LockedConflict", func(t *testing.T) {
@@ -211,6 +210,45 @@ func TestAppend(t *testing.T) {
 		_, err = events.New(tx).Append(ctx, job, "log", nil)
 		requireCode(t, err, apperr.Conflict)
 	})
+}
+
+// appendBlocked appends to job from another session, checks that the
+// append waits on a lock until release runs, and returns its event.
+func appendBlocked(t *testing.T, ctx context.Context, pool *pgxpool.Pool, job uuid.UUID, release func()) events.Event {
+	t.Helper()
+	return blocked(t, ctx, pool, release, func() (events.Event, error) {
+		return events.New(pool).Append(ctx, job, "worker.log", json.RawMessage(`{"line":"started"}`))
+	})
+}
+
+// blocked runs write in another session, checks that it waits on a lock
+// until release runs, and returns its result.
+func blocked(t *testing.T, ctx context.Context, pool *pgxpool.Pool, release func(), write func() (events.Event, error)) events.Event {
+	t.Helper()
+	type result struct {
+		ev  events.Event
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ev, err := write()
+		done <- result{ev, err}
+	}()
+	require.Eventually(t, func() bool {
+		var waiting int
+		require.NoError(t, pool.QueryRow(ctx, `select count(*) from pg_stat_activity
+			where datname = current_database() and wait_event_type = 'Lock'`).Scan(&waiting))
+		return waiting == 1
+	}, 10*time.Second, 10*time.Millisecond, "the append waits on the job's row lock")
+	select {
+	case r := <-done:
+		t.Fatalf("append finished while the job was locked: %+v", r)
+	default:
+	}
+	release()
+	r := <-done
+	require.NoError(t, r.err)
+	return r.ev
 }
 
 func TestAppendBatch(t *testing.T) {
@@ -301,6 +339,29 @@ func TestAppendBatch(t *testing.T) {
 
 		_, err = b.repo.AppendBatch(b.ctx, make([]events.NewEvent, events.MaxBatch+1))
 		requireCode(t, err, apperr.InvalidInput)
+	})
+
+	t.Run("SerializesWithAppends", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		pool, _ := pgtest.NewPool(t)
+		a, bJob := newJob(t, pool), newJob(t, pool)
+		tx, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx) //nolint:errcheck
+		first, err := events.New(tx).Append(ctx, bJob, "first", nil)
+		require.NoError(t, err)
+
+		blocked(t, ctx, pool, func() { require.NoError(t, tx.Commit(ctx)) }, func() (events.Event, error) {
+			_, err := events.New(pool).AppendBatch(ctx, []events.NewEvent{{JobID: a, Type: "batch"}, {JobID: bJob, Type: "batch"}})
+			return events.Event{}, err
+		})
+		got, err := events.New(pool).ListByJob(ctx, bJob, first.ID, 0)
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.Equal(t, "batch", got[0].Type)
+		require.Greater(t, got[0].ID, first.ID)
 	})
 
 	// Batches over the same jobs in opposite orders lock in one order.

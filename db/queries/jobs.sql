@@ -14,12 +14,12 @@ insert into jobs (
   sqlc.narg(source_object), sqlc.arg(params), sqlc.arg(max_attempts), sqlc.narg(idempotency_key),
   coalesce(sqlc.narg(run_at)::timestamptz, now()), sqlc.narg(expires_at)
 )
-on conflict (idempotency_scope, idempotency_key) do nothing
+on conflict ((coalesce(owner_id, api_key_id)), idempotency_key) do nothing
 returning *;
 
 -- name: GetJobByIdempotencyKey :one
 select * from jobs
-where idempotency_scope = sqlc.arg(scope)::uuid and idempotency_key = sqlc.arg(idempotency_key)::text;
+where coalesce(owner_id, api_key_id) = sqlc.arg(scope)::uuid and idempotency_key = sqlc.arg(idempotency_key)::text;
 
 -- name: ListJobsByStatus :many
 -- Newest first; keyset on jobs_status_created_at_idx (scanned backwards).

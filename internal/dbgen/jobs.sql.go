@@ -303,7 +303,7 @@ func (q *Queries) GetJob(ctx context.Context, id uuid.UUID) (Job, error) {
 
 const getJobByIdempotencyKey = `-- name: GetJobByIdempotencyKey :one
 select id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at from jobs
-where idempotency_scope = $1::uuid and idempotency_key = $2::text
+where coalesce(owner_id, api_key_id) = $1::uuid and idempotency_key = $2::text
 `
 
 type GetJobByIdempotencyKeyParams struct {
@@ -399,7 +399,7 @@ insert into jobs (
   $5, $6, $7, $8,
   coalesce($9::timestamptz, now()), $10
 )
-on conflict (idempotency_scope, idempotency_key) do nothing
+on conflict ((coalesce(owner_id, api_key_id)), idempotency_key) do nothing
 returning id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at
 `
 

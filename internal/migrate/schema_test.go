@@ -104,7 +104,7 @@ func TestFreshDatabase(t *testing.T) {
 		require.Equal(t, []string{
 			"CREATE UNIQUE INDEX job_events_pkey ON public.job_events USING btree (job_id, ts, id)",
 			"CREATE INDEX jobs_expires_at_idx ON public.jobs USING btree (expires_at) WHERE (expires_at IS NOT NULL)",
-			"CREATE UNIQUE INDEX jobs_idempotency_key_idx ON public.jobs USING btree (idempotency_scope, idempotency_key)",
+			"CREATE UNIQUE INDEX jobs_idempotency_key_idx ON public.jobs USING btree (COALESCE(owner_id, api_key_id), idempotency_key)",
 			"CREATE INDEX jobs_owner_created_at_idx ON public.jobs USING btree (owner_id, created_at, id) WHERE (owner_id IS NOT NULL)",
 			"CREATE INDEX jobs_status_created_at_idx ON public.jobs USING btree (status, created_at, id)",
 		}, defs)

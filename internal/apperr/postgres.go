@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 )
 
 // SQLSTATEs raised by the project's own triggers (see supabase/migrations).
@@ -43,7 +44,8 @@ func FromDB(err error, what string) error {
 	}
 	var connErr *pgconn.ConnectError
 	var netErr net.Error
-	if errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) {
+	if errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, puddle.ErrClosedPool) {
 		return Wrap(err, Unavailable, "database unavailable")
 	}
 	return Wrap(err, Internal, "internal error")

@@ -68,7 +68,9 @@ with claimable as materialized (
     and (expires_at is null or expires_at > now())
   order by created_at, id
   limit $2
-  for update skip locked
+  -- The update changes no key column: the weaker lock lets other
+  -- sessions' foreign-key checks on these jobs proceed.
+  for no key update skip locked
 )
 update jobs
 set status = 'processing',
@@ -671,7 +673,7 @@ with stale as materialized (
     and last_heartbeat_at < now() - $2::bigint * interval '1 microsecond'
   order by last_heartbeat_at
   limit $3
-  for update skip locked
+  for no key update skip locked
 )
 update jobs
 set status = case when attempts < max_attempts then 'queued'::job_status else 'failed'::job_status end,

@@ -45,6 +45,16 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		return err
 	}
 	defer pool.Close()
+	// Rate-limit state is written on every request. Losing its last
+	// milliseconds in a crash is harmless (a key gets a few requests more);
+	// waiting for a WAL flush on every request is not: it bounded request
+	// throughput by the disk's flush rate.
+	limitPool, err := database.Open(ctx, cfg.DatabaseURL, database.Options{
+		MaxConns: 10, AsyncCommit: true, ApplicationName: "clipper-ratelimit"})
+	if err != nil {
+		return err
+	}
+	defer limitPool.Close()
 
 	m := metrics.New()
 	m.RegisterPool(pool)
@@ -95,7 +105,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		log.Warn("database has pending migrations; run 'clipper migrate'", "pending", pending)
 	}
 
-	f := features{cfg: cfg, log: log, pool: pool, metrics: m, listener: listener, background: goBackground, daemonCtx: bgCtx}
+	f := features{cfg: cfg, log: log, pool: pool, limitPool: limitPool, metrics: m, listener: listener, background: goBackground, daemonCtx: bgCtx}
 	if err := f.register(ctx, e); err != nil {
 		return err
 	}
@@ -123,6 +133,7 @@ type features struct {
 	cfg        config.Config
 	log        *slog.Logger
 	pool       *pgxpool.Pool
+	limitPool  *pgxpool.Pool // asynchronous commit, for rate-limit state only
 	metrics    *metrics.Metrics
 	listener   *notify.Listener
 	background func(name string, fn func(ctx context.Context))

@@ -25,7 +25,7 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 			return err
 		}
 		opts := auth.ConfigOptions(f.cfg)
-		opts.Keys, opts.Limiter = keys, auth.NewLimiter(f.pool)
+		opts.Keys, opts.Limiter = keys, auth.NewLimiter(f.limitPool)
 		opts.Logger, opts.Metrics, opts.Connected = f.log, f.metrics, f.listener.Connected
 		if f.auth, err = auth.New(opts); err != nil {
 			return err

@@ -60,6 +60,9 @@ type Options struct {
 	StatementTimeout time.Duration // default 30s; bounds any one query
 	IdleInTxTimeout  time.Duration // default 60s; protects the xmin horizon of the hot tables
 	ApplicationName  string        // default "clipper"
+	// AsyncCommit sets synchronous_commit=off: commits return before their
+	// WAL reaches disk. Only for writes whose loss in a crash is harmless.
+	AsyncCommit bool
 }
 
 // Open parses databaseURL and connects a pool, checking it with a ping.
@@ -86,6 +89,9 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*pgxpool.Pool,
 	rp["application_name"] = opts.ApplicationName
 	rp["statement_timeout"] = fmt.Sprint(opts.StatementTimeout.Milliseconds())
 	rp["idle_in_transaction_session_timeout"] = fmt.Sprint(opts.IdleInTxTimeout.Milliseconds())
+	if opts.AsyncCommit {
+		rp["synchronous_commit"] = "off"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, apperr.FromDB(err, "database")

@@ -338,10 +338,9 @@ func (r *Report) WriteJSON(w io.Writer) error {
 
 // runFor runs fn in n goroutines until d has passed (or ctx is done) and
 // returns how many operations succeeded and the elapsed time. fn returns
-// the operations it completed.
+// the operations it completed. Operations under way at the deadline run to
+// their end: canceling them mid-statement would measure cancellation.
 func runFor(ctx context.Context, n int, d time.Duration, fn func(ctx context.Context, worker int) (int, error)) (int64, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
 	var (
 		mu    sync.Mutex
 		total int64
@@ -349,11 +348,12 @@ func runFor(ctx context.Context, n int, d time.Duration, fn func(ctx context.Con
 		wg    sync.WaitGroup
 	)
 	start := time.Now()
+	deadline := start.Add(d)
 	for w := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && time.Now().Before(deadline) {
 				done, err := fn(ctx, w)
 				mu.Lock()
 				total += int64(done)

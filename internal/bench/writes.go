@@ -23,6 +23,7 @@ func newJob(i int) jobs.CreateParams {
 func (e *env) createSingle(ctx context.Context) error {
 	repo := jobs.New(e.pool)
 	lat := &latencies{}
+	prof := startProfile(ctx, e.pool)
 	n, elapsed, err := runFor(ctx, e.opts.Clients, e.opts.Phase, func(ctx context.Context, w int) (int, error) {
 		t := time.Now()
 		if _, _, err := repo.Create(ctx, newJob(w)); err != nil {
@@ -36,6 +37,7 @@ func (e *env) createSingle(ctx context.Context) error {
 	}
 	e.rep.add("create_single", float64(n)/elapsed.Seconds(), "jobs/s")
 	e.rep.add("create_single_p95_ms", lat.percentile(95), "ms")
+	prof.finish(e, "create_single")
 	return nil
 }
 
@@ -46,6 +48,7 @@ func (e *env) createBatch(ctx context.Context) error {
 	for i := range batch {
 		batch[i] = newJob(i)
 	}
+	prof := startProfile(ctx, e.pool)
 	n, elapsed, err := runFor(ctx, e.rep.Machine.Cores, e.opts.Phase, func(ctx context.Context, _ int) (int, error) {
 		k, err := repo.CreateBatch(ctx, batch)
 		return int(k), err
@@ -54,6 +57,7 @@ func (e *env) createBatch(ctx context.Context) error {
 		return err
 	}
 	e.rep.add("create_batch", float64(n)/elapsed.Seconds(), "jobs/s")
+	prof.finish(e, "create_batch")
 	return nil
 }
 
@@ -70,6 +74,7 @@ func (e *env) lifecycle(ctx context.Context) error {
 	for i := range batch {
 		batch[i] = newJob(i)
 	}
+	prof := startProfile(ctx, e.pool)
 	n, elapsed, err := runFor(ctx, e.opts.Workers, e.opts.Phase, func(ctx context.Context, w int) (int, error) {
 		if _, err := repo.CreateBatch(ctx, batch); err != nil {
 			return 0, err
@@ -93,6 +98,7 @@ func (e *env) lifecycle(ctx context.Context) error {
 		return err
 	}
 	e.rep.add("lifecycle", float64(n)/elapsed.Seconds(), "jobs/s")
+	prof.finish(e, "lifecycle")
 	return nil
 }
 

@@ -100,11 +100,17 @@ func TestHeartbeatsAreHOT(t *testing.T) {
 		return upd >= want
 	}, 30*time.Second, 100*time.Millisecond)
 	require.Equal(t, want, upd)
-	// Measured: all of them with no other session; 97% with eight workers
-	// updating concurrently. Autovacuum's ANALYZE holds a snapshot for a
-	// moment, which can keep a few versions from being pruned.
-	require.GreaterOrEqual(t, float64(hot)/float64(upd), 0.9,
-		"%d of %d heartbeats and progress reports were HOT; indexes on jobs: %s", hot, upd, jobsIndexes(t, conn))
+	// Measured: all of them with no other session, 97% with eight workers
+	// updating concurrently; but any snapshot that holds back the xmin
+	// horizon (autovacuum's ANALYZE, a loaded machine running the whole
+	// suite: 17% once) keeps old versions from being pruned, and then an
+	// update finds no room on its page. What this test guards against is
+	// not a ratio but an index on a column every heartbeat writes
+	// (last_heartbeat_at, or updated_at, which the trigger sets): then no
+	// update at all can be HOT.
+	t.Logf("%d of %d heartbeats and progress reports were HOT", hot, upd)
+	require.Positive(t, hot,
+		"no heartbeat or progress report was HOT; indexes on jobs: %s", jobsIndexes(t, conn))
 
 	// Each job's heartbeats stayed on its page; the table did not grow a
 	// page per heartbeat.

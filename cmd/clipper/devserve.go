@@ -23,7 +23,7 @@ func devServe(ctx context.Context, dsn, demoKey string) error {
 Clipper is running at %[1]s  (Ctrl-C stops it and PostgreSQL)
 
 Try it:
-  curl -s -H 'Authorization: Bearer %[2]s' %[1]s/v1/jobs?status=queued
+  curl -s -H 'Authorization: Bearer %[2]s' '%[1]s/v1/jobs?status=queued'
   curl -s -X POST -H 'Authorization: Bearer %[2]s' -H 'Content-Type: application/json' \
        -H 'Idempotency-Key: first-clip' \
        -d '{"source_url":"https://www.youtube.com/watch?v=dQw4w9WgXcQ","params":{"start":10,"end":20}}' \

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"runtime"
 	"sort"
@@ -190,28 +189,18 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 func (e *env) database(ctx context.Context) (string, func(), error) {
 	name := "clipper_bench_" + randomHex(4)
 	if e.opts.DatabaseURL != "" {
-		if u, err := url.Parse(e.opts.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			return "", nil, fmt.Errorf("--database-url must be a postgres:// URL")
-		}
-		conn, err := pgx.Connect(ctx, e.opts.DatabaseURL)
+		dsn, err := database.CreateDatabase(ctx, e.opts.DatabaseURL, name, "")
 		if err != nil {
-			return "", nil, fmt.Errorf("connect to --database-url: %w", err)
+			return "", nil, fmt.Errorf("--database-url: %w", err)
 		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
-			return "", nil, fmt.Errorf("create database %s: %w", name, err)
+		cfg, err := pgx.ParseConfig(e.opts.DatabaseURL)
+		if err != nil {
+			return "", nil, err
 		}
-		cfg := conn.Config()
-		dsn := withDatabase(e.opts.DatabaseURL, name)
 		e.logf("database %s on %s:%d", name, cfg.Host, cfg.Port)
 		return dsn, func() {
-			if e.opts.Keep {
-				return
-			}
-			c, err := pgx.Connect(context.Background(), e.opts.DatabaseURL)
-			if err == nil {
-				_, _ = c.Exec(context.Background(), "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)")
-				c.Close(context.Background())
+			if !e.opts.Keep {
+				_ = database.DropDatabase(context.Background(), e.opts.DatabaseURL, name)
 			}
 		}, nil
 	}
@@ -234,15 +223,6 @@ func (e *env) database(ctx context.Context) (string, func(), error) {
 			os.RemoveAll(dir)
 		}
 	}, nil
-}
-
-func withDatabase(dsn, name string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return dsn
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 func randomHex(n int) string {

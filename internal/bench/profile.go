@@ -20,13 +20,13 @@ import (
 // heavyweight lock (rows, transactions, and the commit lock of NOTIFY), on
 // an LWLock (WALWrite: waiting for a WAL flush), or on I/O.
 type profile struct {
-	cpuStart                     cpuTimes
-	stop                         context.CancelFunc
-	done                         chan struct{}
-	mu                           sync.Mutex
-	samples                      int // backend-samples
-	cpu, lock, lwlock, io, other int
-	events                       map[string]int // "type:event" of waiting samples
+	cpuStart              cpuTimes
+	stop                  context.CancelFunc
+	done                  chan struct{}
+	mu                    sync.Mutex
+	samples               int // backend-samples
+	cpu, lock, lwlock, io int
+	events                map[string]int // "type:event" of waiting samples
 }
 
 type cpuTimes struct{ busy, total uint64 }
@@ -92,8 +92,6 @@ func startProfile(ctx context.Context, pool *pgxpool.Pool) *profile {
 					p.lwlock++
 				case "IO":
 					p.io++
-				default:
-					p.other++
 				}
 			}
 			p.mu.Unlock()

@@ -11,9 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -23,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/clipper/clipper/internal/bootstrap"
+	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/migrate"
 	"github.com/clipper/clipper/internal/pgcluster"
 	"github.com/clipper/clipper/supabase"
@@ -41,6 +40,7 @@ var (
 	sharedOnce sync.Once
 	sharedPool *pgxpool.Pool
 	sharedURL  string
+	sharedName string
 	sharedErr  error
 )
 
@@ -50,7 +50,7 @@ func Main(m *testing.M) {
 	code := m.Run()
 	if sharedPool != nil {
 		sharedPool.Close()
-		dropDatabase(serverURL, sharedURL)
+		_ = database.DropDatabase(context.Background(), serverURL, sharedName)
 	}
 	if cluster != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -89,12 +89,11 @@ func ServerURL(t testing.TB) string {
 
 // WithDatabase returns dsn with its database name replaced.
 func WithDatabase(dsn, name string) string {
-	u, err := url.Parse(dsn)
+	renamed, err := database.Renamed(dsn, name)
 	if err != nil {
 		return dsn
 	}
-	u.Path = "/" + name
-	return u.String()
+	return renamed
 }
 
 // migrationsHash names the template after the exact migration set, so a
@@ -156,14 +155,15 @@ func buildTemplate(admin string) (string, error) {
 		return name, nil
 	}
 	if err == nil { // a half-built template from an interrupted run
-		if _, err := conn.Exec(ctx, "drop database "+pgx.Identifier{name}.Sanitize()+" with (force)"); err != nil {
+		if err := database.DropDatabase(ctx, admin, name); err != nil {
 			return "", err
 		}
 	}
-	if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
+	dsn, err := database.CreateDatabase(ctx, admin, name, "")
+	if err != nil {
 		return "", err
 	}
-	if _, err := migrate.Up(ctx, WithDatabase(admin, name), nil); err != nil {
+	if _, err := migrate.Up(ctx, dsn, nil); err != nil {
 		return "", err
 	}
 	if _, err := conn.Exec(ctx, "alter database "+pgx.Identifier{name}.Sanitize()+" is_template true"); err != nil {
@@ -182,17 +182,11 @@ func NewDatabase(t testing.TB) string {
 	name := "clipper_test_" + randomSuffix()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
+	dsn, err := database.CreateDatabase(ctx, admin, name, tpl)
 	if err != nil {
-		t.Fatalf("pgtest: connect: %v", err)
+		t.Fatalf("pgtest: %v", err)
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, fmt.Sprintf("create database %s template %s",
-		pgx.Identifier{name}.Sanitize(), pgx.Identifier{tpl}.Sanitize())); err != nil {
-		t.Fatalf("pgtest: create database: %v", err)
-	}
-	dsn := WithDatabase(admin, name)
-	t.Cleanup(func() { dropDatabase(admin, dsn) })
+	t.Cleanup(func() { _ = database.DropDatabase(context.Background(), admin, name) })
 	return dsn
 }
 
@@ -218,18 +212,10 @@ func SharedPool(t testing.TB) *pgxpool.Pool {
 		name := "clipper_shared_" + randomSuffix()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			sharedErr = err
+		sharedName = name
+		if sharedURL, sharedErr = database.CreateDatabase(ctx, admin, name, tpl); sharedErr != nil {
 			return
 		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(ctx, fmt.Sprintf("create database %s template %s",
-			pgx.Identifier{name}.Sanitize(), pgx.Identifier{tpl}.Sanitize())); err != nil {
-			sharedErr = err
-			return
-		}
-		sharedURL = WithDatabase(admin, name)
 		sharedPool, sharedErr = pgxpool.New(context.Background(), sharedURL)
 	})
 	if sharedErr != nil {
@@ -254,19 +240,4 @@ func randomSuffix() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func dropDatabase(admin, dsn string) {
-	u, err := url.Parse(dsn)
-	if err != nil || len(u.Path) < 2 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		return
-	}
-	defer c.Close(context.Background())
-	_, _ = c.Exec(ctx, "drop database if exists "+pgx.Identifier{u.Path[1:]}.Sanitize()+" with (force)")
 }

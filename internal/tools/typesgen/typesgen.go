@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/migrate"
 	"github.com/clipper/clipper/internal/pgcluster"
 )
@@ -299,28 +299,9 @@ func createDatabase(ctx context.Context, server string) (string, func(), error) 
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "clipper_types_" + hex.EncodeToString(b)
-	conn, err := pgx.Connect(ctx, server)
+	dsn, err := database.CreateDatabase(ctx, server, name, "")
 	if err != nil {
-		return "", nil, fmt.Errorf("typesgen: connect: %w", err)
+		return "", nil, fmt.Errorf("typesgen: %w", err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return "", nil, fmt.Errorf("typesgen: create database: %w", err)
-	}
-	u, err := url.Parse(server)
-	if err != nil {
-		return "", nil, fmt.Errorf("typesgen: server URL: %w", err)
-	}
-	u.Path = "/" + name
-	drop := func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(dctx, server)
-		if err != nil {
-			return
-		}
-		defer c.Close(dctx)
-		_, _ = c.Exec(dctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)")
-	}
-	return u.String(), drop, nil
+	return dsn, func() { _ = database.DropDatabase(ctx, server, name) }, nil
 }

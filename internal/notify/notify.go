@@ -18,7 +18,7 @@ import (
 
 // Channels the project's triggers and daemons notify on.
 const (
-	ChannelJobEvents = "clipper_job_events" // {"job_id","event_id","status"} per job and statement
+	ChannelJobEvents = "clipper_job_events" // {"job_id","event_id","status"} per job and statement; a job's creation is not notified
 	ChannelAPIKeys   = "clipper_api_keys"   // {"id","lookup_id","op"} on revoke/rotate/delete
 )
 

@@ -21,9 +21,12 @@ type Scheduler struct {
 	Pool             *pgxpool.Pool
 	Interval         time.Duration // 0 disables the schedule
 	BatchSize        int
-	HeartbeatTimeout time.Duration // processing jobs quiet for longer are reaped
+	MaxBatches       int           // per round; 0 means until nothing expired is left
+	HeartbeatTimeout time.Duration // processing jobs quiet for longer are reaped; 0 skips the reaper
 	Retention        time.Duration // expires_at of jobs the reaper fails
 	Log              *slog.Logger
+	// OnBatch, if set, is called after each committed cleanup batch.
+	OnBatch func(Result)
 	// OnRound, if set, is called after each round this replica ran.
 	OnRound func(Round)
 }
@@ -79,12 +82,15 @@ func (s *Scheduler) RunOnce(ctx context.Context) (round Round, ran bool, err err
 		}
 	}()
 
-	reaped, err := jobs.New(conn.Conn()).RequeueStale(ctx, s.HeartbeatTimeout, jobs.MaxClaim, s.Retention)
-	round.Reaped = len(reaped)
-	if err != nil {
-		return round, true, err
+	if s.HeartbeatTimeout > 0 {
+		reaped, err := jobs.New(conn.Conn()).RequeueStale(ctx, s.HeartbeatTimeout, jobs.MaxClaim, s.Retention)
+		round.Reaped = len(reaped)
+		if err != nil {
+			return round, true, err
+		}
 	}
-	round.Cleanup, err = New(conn.Conn()).CleanupExpired(ctx, Options{BatchSize: s.BatchSize})
+	round.Cleanup, err = New(conn.Conn()).CleanupExpired(ctx, Options{
+		BatchSize: s.BatchSize, MaxBatches: s.MaxBatches, OnBatch: s.OnBatch})
 	if s.OnRound != nil {
 		s.OnRound(round)
 	}

@@ -229,7 +229,7 @@ func TestCache(t *testing.T) {
 				errs <- err
 			})
 		}
-		require.Eventually(t, func() bool { return b.lookups("miss") == 20 }, 5*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return b.lookups("miss") == 20 }, 30*time.Second, time.Millisecond)
 		close(b.store.gate)
 		wg.Wait()
 		close(errs)

@@ -239,7 +239,7 @@ func blocked(t *testing.T, ctx context.Context, pool *pgxpool.Pool, release func
 		require.NoError(t, pool.QueryRow(ctx, `select count(*) from pg_stat_activity
 			where datname = current_database() and wait_event_type = 'Lock'`).Scan(&waiting))
 		return waiting == 1
-	}, 10*time.Second, 10*time.Millisecond, "the append waits on the job's row lock")
+	}, 30*time.Second, 10*time.Millisecond, "the append waits on the job's row lock")
 	select {
 	case r := <-done:
 		t.Fatalf("append finished while the job was locked: %+v", r)
@@ -300,7 +300,7 @@ func TestAppendBatch(t *testing.T) {
 		// COPY fires the statement trigger: one notification per job.
 		seen := map[string]bool{}
 		for range 2 {
-			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			note, err := listener.WaitForNotification(wctx)
 			cancel()
 			require.NoError(t, err)

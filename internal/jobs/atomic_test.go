@@ -136,12 +136,17 @@ func TestTransitionIsAtomic(t *testing.T) {
 		_, err = repo.WithDB(tx).Complete(ctx, j.ID, "w1", nil, time.Hour)
 		require.NoError(t, err)
 		require.NoError(t, tx.Rollback(ctx))
-		_, got := wait(300 * time.Millisecond)
-		require.False(t, got, "a rolled-back change is never announced")
+		// NOTIFYs arrive in commit order: if the rolled-back change had
+		// been announced, it would come before this marker.
+		_, err = pool.Exec(ctx, `select pg_notify('clipper_job_events', '{"marker":true}')`)
+		require.NoError(t, err)
+		m, got := wait(30 * time.Second)
+		require.True(t, got)
+		require.Equal(t, map[string]any{"marker": true}, m, "a rolled-back change is never announced")
 
 		_, err = repo.Complete(ctx, j.ID, "w1", nil, time.Hour)
 		require.NoError(t, err)
-		m, got := wait(5 * time.Second)
+		m, got = wait(30 * time.Second)
 		require.True(t, got)
 		require.Equal(t, j.ID.String(), m["job_id"])
 		require.Equal(t, "done", m["status"])

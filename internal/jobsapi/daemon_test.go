@@ -34,7 +34,7 @@ func setupDaemon(t *testing.T) (*testBundle, *daemontest.Instance) {
 	}})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return d.Do(t, "GET", "/readyz", "", nil).Status == http.StatusOK },
-		10*time.Second, 20*time.Millisecond, "ready once LISTEN is connected")
+		30*time.Second, 20*time.Millisecond, "ready once LISTEN is connected")
 	return &testBundle{url: d.URL, dsn: d.Config.DatabaseURL, pool: pool, keys: keys}, d
 }
 
@@ -98,7 +98,7 @@ func TestDaemon(t *testing.T) {
 		require.Equal(t, "progress", ev.Type)
 		require.JSONEq(t, `{"progress":`+strconv.Itoa(pct)+`}`, string(ev.Data))
 		require.Eventually(t, func() bool { return d.Do(t, "GET", "/readyz", "", nil).Status == http.StatusOK },
-			10*time.Second, 10*time.Millisecond)
+			30*time.Second, 10*time.Millisecond)
 	}
 
 	// Results through signed URLs of the local storage backend.

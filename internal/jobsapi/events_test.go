@@ -130,7 +130,7 @@ func TestStream(t *testing.T) {
 	require.Equal(t, "status", ev.Type)
 	require.Contains(t, string(ev.Data), `"to":"done"`)
 	s.requireEnd(t, "done")
-	require.Eventually(t, func() bool { return b.hub.Streams() == 0 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.hub.Streams() == 0 }, 30*time.Second, 10*time.Millisecond)
 
 	// Reconnecting after the third event gets exactly the rest, then end.
 	all := b.dbEventIDs(t, j.ID)
@@ -234,11 +234,7 @@ func TestStreamListenReconnect(t *testing.T) {
 
 	next := 1
 	for range 3 {
-		require.Eventually(t, b.listener.Connected, 5*time.Second, time.Millisecond)
-		// A wake-up already queued (the claim's, or the last round's
-		// Resync) may still be re-reading; let it finish, or on a loaded
-		// machine its late read would pick up this round's first events.
-		time.Sleep(300 * time.Millisecond)
+		require.Eventually(t, b.listener.Connected, 30*time.Second, time.Millisecond)
 		var killed int
 		err := b.pool.QueryRow(context.Background(), `select count(*) from (
 			select pg_terminate_backend(pid) from pg_stat_activity
@@ -256,13 +252,10 @@ func TestStreamListenReconnect(t *testing.T) {
 			b.post(t, worker, j.ID, "progress", map[string]any{"worker_id": "w1", "progress": next}).ok(t, http.StatusOK, nil)
 			next++
 		}
-		// Nothing wakes the stream while LISTEN is down (its re-read is an
-		// hour away).
-		select {
-		case m := <-s.msgs:
-			t.Fatalf("stream woke while LISTEN was down: %+v", m)
-		case <-time.After(200 * time.Millisecond):
-		}
+		// These events are in no notification, and the stream's re-read is
+		// an hour away: a wake-up queued before the kill may still pick up
+		// some of them, but the rest arrive only through the Resync that
+		// follows the reconnect. Either way each arrives once, in order.
 		close(release)
 		for want := next - 5; want < next; want++ {
 			ev := s.nextEvent(t)
@@ -309,21 +302,21 @@ func TestStreamOutlivesServerTimeouts(t *testing.T) {
 	s := b.openStream(t, j.ID, client, "")
 	require.Equal(t, "status", s.nextEvent(t).Type)
 
-	// Heartbeats keep coming past both timeouts.
-	deadline := time.Now().Add(1500 * time.Millisecond)
+	// Heartbeats keep coming past both timeouts: at least five of them,
+	// and for at least three times the timeout, however slowly they come.
+	past := time.Now().Add(1500 * time.Millisecond)
 	pings := 0
-	for time.Now().Before(deadline) {
+	for pings < 5 || time.Now().Before(past) {
 		select {
 		case m := <-s.msgs:
 			require.Equal(t, "ping", m.Comment)
 			pings++
 		case <-s.done:
 			t.Fatalf("stream closed after %d pings", pings)
-		case <-time.After(time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatalf("no heartbeat")
 		}
 	}
-	require.GreaterOrEqual(t, pings, 5)
 
 	require.Len(t, b.claim(t, worker, "w1", 1), 1)
 	require.Equal(t, "status", s.nextEvent(t).Type)
@@ -359,7 +352,7 @@ func TestStreamEnds(t *testing.T) {
 			s.nextEvent(t)
 			s.close()
 		}
-		require.Eventually(t, func() bool { return b.hub.Streams() == 0 }, 5*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool { return b.hub.Streams() == 0 }, 30*time.Second, 10*time.Millisecond)
 	})
 
 	t.Run("JobDeleted", func(t *testing.T) {

@@ -104,7 +104,7 @@ func setup(t *testing.T, opts ...func(*options)) *testBundle {
 	go hub.Run(ctx)
 	if !o.noListen {
 		go func() { _ = listener.Run(ctx) }()
-		require.Eventually(t, listener.Connected, 10*time.Second, 10*time.Millisecond)
+		require.Eventually(t, listener.Connected, 30*time.Second, 10*time.Millisecond)
 	}
 
 	keys, err := apikeys.NewRepo(pool, apikeys.Options{Params: apikeys.Params{
@@ -414,7 +414,7 @@ func (s *sseClient) next(t *testing.T) sseMessage {
 			default:
 			}
 			t.Fatalf("stream ended while an event was expected")
-		case <-time.After(10 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatalf("no event within 10s")
 		}
 	}
@@ -454,7 +454,7 @@ func (s *sseClient) requireClosed(t *testing.T) {
 	t.Helper()
 	select {
 	case <-s.done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("stream still open")
 	}
 	for {

@@ -61,7 +61,7 @@ func TestListenerDeliversAndReconnects(t *testing.T) {
 	_, err = pool.Exec(ctx, "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'clipper-listen' and datname = current_database()")
 	require.NoError(t, err)
 	require.True(t, next(t, jobs).Resync)
-	require.Eventually(t, l.Connected, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, l.Connected, 30*time.Second, 20*time.Millisecond)
 	_, err = pool.Exec(ctx, "select pg_notify($1, 'after')", notify.ChannelJobEvents)
 	require.NoError(t, err)
 	require.Equal(t, "after", next(t, jobs).Payload)
@@ -89,7 +89,7 @@ func TestSlowSubscriberGetsResync(t *testing.T) {
 	// 256-slot buffer; the reader must then learn it missed some.
 	_, err := pool.Exec(ctx, "select pg_notify($1, g::text) from generate_series(1, 300) g", notify.ChannelJobEvents)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(s.C()) == cap(s.C()) }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(s.C()) == cap(s.C()) }, 30*time.Second, 10*time.Millisecond)
 	// The full buffer holds the first 255 and, last, a Resync.
 	last := 0
 	for range cap(s.C()) - 1 {

@@ -30,7 +30,7 @@ func TestConcurrentWorkers(t *testing.T) {
 		nWorkers = 8
 		batch    = 5
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a hang guard only
 	defer cancel()
 	_, dsn := pgtest.NewPool(t)
 	cfg, err := pgxpool.ParseConfig(dsn)

@@ -108,7 +108,7 @@ func TestClaim(t *testing.T) {
 
 	t.Run("SkipsLockedJobs", func(t *testing.T) {
 		t.Parallel()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		pool, _ := pgtest.NewPool(t)
 		repo := jobs.New(pool)

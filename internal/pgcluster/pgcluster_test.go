@@ -46,7 +46,7 @@ func noErr(t *testing.T, err error, what string) {
 // database and returns the first column of the last row as text.
 func query(t *testing.T, c *Cluster, sql string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
 	noErr(t, err, "connect")

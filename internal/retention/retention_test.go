@@ -179,7 +179,7 @@ func TestCleanupExpired(t *testing.T) {
 	// skipped without waiting and left for the next run.
 	t.Run("SkipsLockedJobs", func(t *testing.T) {
 		t.Parallel()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		pool, _ := pgtest.NewPool(t)
 		busy := newJobs(t, pool, 1, "done", ago(time.Hour), 0)[0]

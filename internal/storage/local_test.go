@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -395,11 +396,56 @@ func TestLocalUpload(t *testing.T) {
 		t.Parallel()
 		up, err := b.local.SignUpload(b.ctx, storage.BucketSources, "browser.bin", time.Minute)
 		require.NoError(t, err)
+		// The headers supabase-js uploadToSignedUrl sends from a browser.
 		r := do(t, http.MethodOptions, up.URL, nil, "Origin", "https://app.example",
-			"Access-Control-Request-Method", "PUT", "Access-Control-Request-Headers", "content-type")
+			"Access-Control-Request-Method", "PUT",
+			"Access-Control-Request-Headers", "authorization,apikey,cache-control,content-type,x-client-info,x-upsert")
 		require.Equal(t, http.StatusNoContent, r.status)
 		require.Equal(t, "*", r.header.Get("Access-Control-Allow-Origin"))
 		require.Contains(t, r.header.Get("Access-Control-Allow-Methods"), "PUT")
+		allowed := strings.ToLower(r.header.Get("Access-Control-Allow-Headers"))
+		for _, h := range []string{"authorization", "apikey", "cache-control", "content-type", "x-client-info", "x-upsert"} {
+			require.Contains(t, allowed, h)
+		}
+	})
+
+	t.Run("MultipartWithoutFile", func(t *testing.T) {
+		t.Parallel()
+		up, err := b.local.SignUpload(b.ctx, storage.BucketSources, "nofile.bin", time.Minute)
+		require.NoError(t, err)
+		var buf bytes.Buffer
+		w := multipart.NewWriter(&buf)
+		require.NoError(t, w.WriteField("cacheControl", "3600"))
+		require.NoError(t, w.Close())
+		requireEnvelope(t, do(t, http.MethodPut, up.URL, &buf, "Content-Type", w.FormDataContentType()),
+			http.StatusBadRequest, apperr.InvalidInput, "multipart upload has no file")
+		requireEnvelope(t, do(t, http.MethodPut, up.URL, strings.NewReader("--x\r\nbroken"), "Content-Type", "multipart/form-data; boundary=x"),
+			http.StatusBadRequest, apperr.InvalidInput, "upload is not valid multipart form data")
+		_, err = os.Stat(filepath.Join(b.dir, storage.BucketSources, "nofile.bin"))
+		require.ErrorIs(t, err, os.ErrNotExist)
+	})
+
+	t.Run("ContentTypeKeptAcrossRestarts", func(t *testing.T) {
+		t.Parallel()
+		up, err := b.local.SignUpload(b.ctx, storage.BucketSources, "typed/clip", time.Minute)
+		require.NoError(t, err)
+		r := do(t, http.MethodPut, up.URL, strings.NewReader("<html>not a page</html>"), "Content-Type", "video/quicktime")
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		// Another process over the same folder serves the stored type.
+		later := b.withClock(t, time.Now)
+		down, err := later.SignDownload(b.ctx, storage.BucketSources, "typed/clip", time.Minute)
+		require.NoError(t, err)
+		r = do(t, http.MethodGet, down.URL, nil)
+		require.Equal(t, "video/quicktime", r.header.Get("Content-Type"))
+
+		// HTML is served as text/plain, as Storage does.
+		up, err = b.local.SignUpload(b.ctx, storage.BucketSources, "typed/page", time.Minute)
+		require.NoError(t, err)
+		r = do(t, http.MethodPut, up.URL, strings.NewReader("<html></html>"), "Content-Type", "text/html; charset=utf-8")
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		down, err = b.local.SignDownload(b.ctx, storage.BucketSources, "typed/page", time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, "text/plain", do(t, http.MethodGet, down.URL, nil).header.Get("Content-Type"))
 	})
 }
 

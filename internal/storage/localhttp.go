@@ -59,14 +59,14 @@ const defaultContentType = "application/octet-stream"
 // Both answer CORS preflights from any origin: the token is the only
 // credential, as with Supabase Storage. The headers supabase-js sends
 // along (its apikey, Authorization, x-client-info, x-upsert,
-// cache-control) are allowed and ignored.
+// cache-control, x-metadata) are allowed and ignored.
 func (l *Local) RegisterRoutes(e *echo.Echo) {
 	e.Pre(liftBodyLimit)
 	cors := middleware.CORSWithConfig(middleware.CORSConfig{
 		AllowOrigins: []string{"*"},
 		AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPut},
 		AllowHeaders: []string{echo.HeaderContentType, "Range", "If-None-Match", "If-Modified-Since", "If-Range",
-			echo.HeaderAuthorization, "apikey", "x-client-info", "x-upsert", "cache-control"},
+			echo.HeaderAuthorization, "apikey", "x-client-info", "x-upsert", "cache-control", "x-metadata"},
 		ExposeHeaders: []string{echo.HeaderContentLength, "Content-Range", "Accept-Ranges", "Last-Modified", "Content-Disposition"},
 		MaxAge:        3600,
 	})
@@ -265,8 +265,9 @@ func isMultipart(r *http.Request) bool {
 // (application/octet-stream if none); or, for multipart form data, the
 // first file part, typed by a contentType field sent before it, else by
 // the part's own Content-Type. supabase-js uploadToSignedUrl sends a Blob
-// as the form field "" with a cacheControl field before it (storage-js
-// src/packages/StorageFileApi.ts).
+// as the form field "" after a cacheControl field (and a metadata field
+// when asked), which are not kept here (supabase/supabase-js
+// packages/core/storage-js/src/packages/StorageFileApi.ts).
 func uploadBody(r *http.Request, body io.Reader, multipartBody bool) (io.Reader, string, error) {
 	if !multipartBody {
 		ct := r.Header.Get(echo.HeaderContentType)

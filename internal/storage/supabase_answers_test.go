@@ -176,7 +176,7 @@ func requireUsableURL(t *testing.T, raw string) {
 	require.NoError(t, err, raw)
 	require.True(t, u.IsAbs(), raw)
 	require.Equal(t, []string{"token"}, keys(u.Query()), raw)
-	require.Equal(t, strings.Count(raw, "?"), 1, raw)
+	require.Equal(t, 1, strings.Count(raw, "?"), raw)
 }
 
 func keys(v url.Values) []string {

@@ -76,7 +76,7 @@ var Vars = []Var{
 	{"CLIPPER_STORAGE_DIR", ".dev/storage", "Folder of the local storage backend.", false},
 	{"CLIPPER_STORAGE_SIGNING_SECRET", "(random per start)", "HMAC secret for local signed URLs; set it so URLs survive restarts and work across replicas.", true},
 	{"SUPABASE_URL", "", "Project URL, e.g. https://<ref>.supabase.co (supabase backend).", false},
-	{"SUPABASE_SERVICE_ROLE_KEY", "", "Service role key (supabase backend). Never sent to clients.", true},
+	{"SUPABASE_SERVICE_ROLE_KEY", "", "Secret key sb_secret_... or legacy service_role key (supabase backend). Never sent to clients.", true},
 	{"CLIPPER_SIGNED_URL_TTL", "60s", "Default lifetime of a signed URL.", false},
 	{"CLIPPER_SIGNED_URL_MAX_TTL", "1h", "Longest lifetime a caller may ask for.", false},
 	{"CLIPPER_WEBHOOK_SECRET", "", "Secret expected as `Authorization: Bearer <secret>` on database webhooks; unset disables /webhooks/supabase.", true},

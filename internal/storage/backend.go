@@ -11,7 +11,7 @@ import (
 // Local.RegisterRoutes), *Supabase for supabase.
 func FromConfig(cfg config.Config, log *slog.Logger) (Signer, error) {
 	if cfg.StorageBackend == "supabase" {
-		s, err := NewSupabase(cfg.SupabaseURL, cfg.SupabaseServiceRoleKey, SupabaseOptions{})
+		s, err := NewSupabase(cfg.SupabaseURL, cfg.SupabaseServiceRoleKey, SupabaseOptions{Logger: log})
 		if err != nil {
 			return nil, err
 		}

@@ -81,7 +81,7 @@ func TestDaemonServesLocalStorage(t *testing.T) {
 	require.True(t, strings.HasPrefix(up.URL, d.URL+"/storage/v1/object/upload/sign/results/jobs/1/clip.mp4?token="), up.URL)
 	r = d.Do(t, http.MethodPut, strings.TrimPrefix(up.URL, d.URL), "", big, "Content-Type", "video/mp4")
 	require.Equal(t, http.StatusOK, r.Status, "body: %s", r.Body)
-	require.JSONEq(t, `{"ok":true,"data":{"bucket":"results","path":"jobs/1/clip.mp4","size":2097152}}`, string(r.Body))
+	require.JSONEq(t, `{"Key":"results/jobs/1/clip.mp4"}`, string(r.Body))
 
 	down, err := signer.SignDownload(ctx, storage.BucketResults, "jobs/1/clip.mp4", ttl)
 	require.NoError(t, err)

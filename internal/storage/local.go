@@ -156,8 +156,8 @@ func (l *Local) sign(ctx context.Context, bucket, path string, ttl time.Duration
 	return SignedURL{
 		Bucket:    bucket,
 		Path:      path,
-		URL:       l.publicURL + prefix + escapeKey(bucket, path) + "?token=" + token,
-		ExpiresAt: exp,
+		URL:       l.publicURL + prefix + objectURLPath(bucket, path) + "?token=" + token,
+		ExpiresAt: &exp,
 	}, nil
 }
 

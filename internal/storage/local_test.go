@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -127,7 +128,8 @@ func TestLocalDownload(t *testing.T) {
 	require.Equal(t, storage.BucketResults, u.Bucket)
 	require.Equal(t, "jobs/42/clip one.mp4", u.Path)
 	require.True(t, strings.HasPrefix(u.URL, b.base+"/storage/v1/object/sign/results/jobs/42/clip%20one.mp4?token="), u.URL)
-	requireExpiry(t, start, time.Minute, u.ExpiresAt)
+	require.NotNil(t, u.ExpiresAt)
+	requireExpiry(t, start, time.Minute, *u.ExpiresAt)
 
 	t.Run("Get", func(t *testing.T) {
 		t.Parallel()
@@ -191,7 +193,7 @@ func TestLocalDownloadRefused(t *testing.T) {
 		past := b.withClock(t, func() time.Time { return time.Now().Add(-2 * time.Minute) })
 		u, err := past.SignDownload(b.ctx, storage.BucketResults, "a.mp4", time.Minute)
 		require.NoError(t, err)
-		require.True(t, u.ExpiresAt.Before(time.Now()))
+		require.True(t, (*u.ExpiresAt).Before(time.Now()))
 		requireEnvelope(t, do(t, http.MethodGet, u.URL, nil), http.StatusUnauthorized, apperr.Unauthorized, "signed URL expired")
 	})
 
@@ -319,7 +321,8 @@ func TestLocalUpload(t *testing.T) {
 
 		r := do(t, http.MethodPut, up.URL, bytes.NewReader(data), "Content-Type", "video/mp4")
 		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
-		require.JSONEq(t, `{"ok":true,"data":{"bucket":"results","path":"jobs/7/out.mp4","size":3145728}}`, string(r.body))
+		// Supabase Storage's own answer (uploadSignedObject.ts).
+		require.JSONEq(t, `{"Key":"results/jobs/7/out.mp4"}`, string(r.body))
 
 		down, err := b.local.SignDownload(b.ctx, storage.BucketResults, "jobs/7/out.mp4", time.Minute)
 		require.NoError(t, err)
@@ -394,11 +397,56 @@ func TestLocalUpload(t *testing.T) {
 		t.Parallel()
 		up, err := b.local.SignUpload(b.ctx, storage.BucketSources, "browser.bin", time.Minute)
 		require.NoError(t, err)
+		// The headers supabase-js uploadToSignedUrl sends from a browser.
 		r := do(t, http.MethodOptions, up.URL, nil, "Origin", "https://app.example",
-			"Access-Control-Request-Method", "PUT", "Access-Control-Request-Headers", "content-type")
+			"Access-Control-Request-Method", "PUT",
+			"Access-Control-Request-Headers", "authorization,apikey,cache-control,content-type,x-client-info,x-upsert")
 		require.Equal(t, http.StatusNoContent, r.status)
 		require.Equal(t, "*", r.header.Get("Access-Control-Allow-Origin"))
 		require.Contains(t, r.header.Get("Access-Control-Allow-Methods"), "PUT")
+		allowed := strings.ToLower(r.header.Get("Access-Control-Allow-Headers"))
+		for _, h := range []string{"authorization", "apikey", "cache-control", "content-type", "x-client-info", "x-upsert"} {
+			require.Contains(t, allowed, h)
+		}
+	})
+
+	t.Run("MultipartWithoutFile", func(t *testing.T) {
+		t.Parallel()
+		up, err := b.local.SignUpload(b.ctx, storage.BucketSources, "nofile.bin", time.Minute)
+		require.NoError(t, err)
+		var buf bytes.Buffer
+		w := multipart.NewWriter(&buf)
+		require.NoError(t, w.WriteField("cacheControl", "3600"))
+		require.NoError(t, w.Close())
+		requireEnvelope(t, do(t, http.MethodPut, up.URL, &buf, "Content-Type", w.FormDataContentType()),
+			http.StatusBadRequest, apperr.InvalidInput, "multipart upload has no file")
+		requireEnvelope(t, do(t, http.MethodPut, up.URL, strings.NewReader("--x\r\nbroken"), "Content-Type", "multipart/form-data; boundary=x"),
+			http.StatusBadRequest, apperr.InvalidInput, "upload is not valid multipart form data")
+		_, err = os.Stat(filepath.Join(b.dir, storage.BucketSources, "nofile.bin"))
+		require.ErrorIs(t, err, os.ErrNotExist)
+	})
+
+	t.Run("ContentTypeKeptAcrossRestarts", func(t *testing.T) {
+		t.Parallel()
+		up, err := b.local.SignUpload(b.ctx, storage.BucketSources, "typed/clip", time.Minute)
+		require.NoError(t, err)
+		r := do(t, http.MethodPut, up.URL, strings.NewReader("<html>not a page</html>"), "Content-Type", "video/quicktime")
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		// Another process over the same folder serves the stored type.
+		later := b.withClock(t, time.Now)
+		down, err := later.SignDownload(b.ctx, storage.BucketSources, "typed/clip", time.Minute)
+		require.NoError(t, err)
+		r = do(t, http.MethodGet, down.URL, nil)
+		require.Equal(t, "video/quicktime", r.header.Get("Content-Type"))
+
+		// HTML is served as text/plain, as Storage does.
+		up, err = b.local.SignUpload(b.ctx, storage.BucketSources, "typed/page", time.Minute)
+		require.NoError(t, err)
+		r = do(t, http.MethodPut, up.URL, strings.NewReader("<html></html>"), "Content-Type", "text/html; charset=utf-8")
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		down, err = b.local.SignDownload(b.ctx, storage.BucketSources, "typed/page", time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, "text/plain", do(t, http.MethodGet, down.URL, nil).header.Get("Content-Type"))
 	})
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"os"
 	pathpkg "path"
@@ -17,7 +19,6 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/clipper/clipper/internal/apperr"
-	"github.com/clipper/clipper/internal/httpapi"
 )
 
 // stallTimeout is how long a transfer may make no progress before the
@@ -34,27 +35,39 @@ type rawBody struct {
 	length int64
 }
 
-// UploadResult is the data of a successful upload.
+// UploadResult is the answer to a successful upload, Supabase Storage's
+// own: {"Key": "bucket/path"} (supabase/storage
+// src/http/routes/object/uploadSignedObject.ts), which supabase-js
+// uploadToSignedUrl returns as fullPath.
 type UploadResult struct {
-	Bucket string `json:"bucket"`
-	Path   string `json:"path"`
-	Size   int64  `json:"size"`
+	Key string `json:"Key"`
 }
+
+// maxContentTypeBytes bounds a stored content type, and a form field of a
+// multipart upload.
+const maxContentTypeBytes = 1024
+
+// defaultContentType is what Supabase Storage stores for an upload that
+// names no type (src/storage/uploader.ts fileUploadFromRequest).
+const defaultContentType = "application/octet-stream"
 
 // RegisterRoutes serves the local backend's signed URLs on e:
 //
-//	GET|HEAD /storage/v1/object/sign/{bucket}/{path}?token=...
+//	GET|HEAD /storage/v1/object/sign/{bucket}/{path}?token=...[&download=name]
 //	PUT      /storage/v1/object/upload/sign/{bucket}/{path}?token=...
 //
 // Both answer CORS preflights from any origin: the token is the only
-// credential, as with Supabase Storage.
+// credential, as with Supabase Storage. The headers supabase-js sends
+// along (its apikey, Authorization, x-client-info, x-upsert,
+// cache-control, x-metadata) are allowed and ignored.
 func (l *Local) RegisterRoutes(e *echo.Echo) {
 	e.Pre(liftBodyLimit)
 	cors := middleware.CORSWithConfig(middleware.CORSConfig{
-		AllowOrigins:  []string{"*"},
-		AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPut},
-		AllowHeaders:  []string{echo.HeaderContentType, "Range", "If-None-Match", "If-Modified-Since", "If-Range"},
-		ExposeHeaders: []string{echo.HeaderContentLength, "Content-Range", "Accept-Ranges", "Last-Modified"},
+		AllowOrigins: []string{"*"},
+		AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPut},
+		AllowHeaders: []string{echo.HeaderContentType, "Range", "If-None-Match", "If-Modified-Since", "If-Range",
+			echo.HeaderAuthorization, "apikey", "x-client-info", "x-upsert", "cache-control", "x-metadata"},
+		ExposeHeaders: []string{echo.HeaderContentLength, "Content-Range", "Accept-Ranges", "Last-Modified", "Content-Disposition"},
 		MaxAge:        3600,
 	})
 	preflight := func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
@@ -142,6 +155,18 @@ func (l *Local) download(c echo.Context) error {
 	// Caches may keep the response only while the URL is valid.
 	left := max(int64(claims.ExpiresAt.Sub(l.now())/time.Second), 0)
 	h.Set(echo.HeaderCacheControl, fmt.Sprintf("private, max-age=%d", left))
+	// The type the upload stored, as Storage serves it (text/html as
+	// text/plain: src/storage/renderer/renderer.ts normalizeContentType);
+	// objects stored without one get a type guessed by ServeContent.
+	if ct := loadContentType(f); ct != "" {
+		if strings.Contains(ct, "text/html") {
+			ct = "text/plain"
+		}
+		h.Set(echo.HeaderContentType, ct)
+	}
+	if download, ok := r.URL.Query()["download"]; ok {
+		h.Set(echo.HeaderContentDisposition, contentDisposition(download[0]))
+	}
 
 	p := newProgress(c.Response(), false, true)
 	http.ServeContent(c.Response(), r, pathpkg.Base(path), info.ModTime(), &progressFile{f: f, p: p})
@@ -157,8 +182,10 @@ func (l *Local) upload(c echo.Context) error {
 	if _, err := verifyToken(l.secret, c.QueryParam("token"), key, purposeUpload, l.now); err != nil {
 		return err
 	}
-	body, length := requestBody(c)
-	if length > l.maxUpload {
+	raw, length := requestBody(c)
+	multipartBody := isMultipart(c.Request())
+	// A multipart body is larger than its file: only the file counts.
+	if length > l.maxUpload && !multipartBody {
 		return l.tooLarge()
 	}
 
@@ -186,7 +213,17 @@ func (l *Local) upload(c echo.Context) error {
 	}
 	defer func() { _ = root.Remove(tmp) }()
 	p := newProgress(c.Response(), true, true)
-	n, err := io.Copy(f, io.LimitReader(&progressReader{r: body, p: p}, l.maxUpload+1))
+	body, contentType, err := uploadBody(c.Request(), &progressReader{r: raw, p: p}, multipartBody)
+	if err != nil {
+		_ = f.Close()
+		return err
+	}
+	if len(contentType) > maxContentTypeBytes || strings.ContainsFunc(contentType, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		_ = f.Close()
+		return apperr.New(apperr.InvalidInput, "upload content type is longer than %d bytes or holds control characters", maxContentTypeBytes)
+	}
+	saveContentType(f, contentType)
+	n, err := io.Copy(f, io.LimitReader(body, l.maxUpload+1))
 	if err == nil && n > l.maxUpload {
 		err = l.tooLarge()
 	}
@@ -212,7 +249,70 @@ func (l *Local) upload(c echo.Context) error {
 		return apperr.Wrap(err, apperr.Internal, "cannot store the object")
 	}
 	syncDir(root, parentOf(key))
-	return httpapi.OK(c, http.StatusOK, UploadResult{Bucket: bucket, Path: path, Size: n})
+	return c.JSON(http.StatusOK, UploadResult{Key: key})
+}
+
+// isMultipart reports whether an upload is multipart form data, as
+// supabase-js uploadToSignedUrl sends a Blob or File.
+func isMultipart(r *http.Request) bool {
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	return err == nil && mediaType == "multipart/form-data"
+}
+
+// uploadBody returns the bytes to store and their content type, as
+// Supabase Storage reads them (src/storage/uploader.ts
+// fileUploadFromRequest): a raw body with the request's Content-Type
+// (application/octet-stream if none); or, for multipart form data, the
+// first file part, typed by a contentType field sent before it, else by
+// the part's own Content-Type. supabase-js uploadToSignedUrl sends a Blob
+// as the form field "" after a cacheControl field (and a metadata field
+// when asked), which are not kept here (supabase/supabase-js
+// packages/core/storage-js/src/packages/StorageFileApi.ts).
+func uploadBody(r *http.Request, body io.Reader, multipartBody bool) (io.Reader, string, error) {
+	if !multipartBody {
+		ct := r.Header.Get(echo.HeaderContentType)
+		if ct == "" {
+			ct = defaultContentType
+		}
+		return body, ct, nil
+	}
+	_, params, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if params["boundary"] == "" {
+		return nil, "", apperr.New(apperr.InvalidInput, "multipart upload has no boundary")
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	fieldType := ""
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			if isReadError(err) {
+				return nil, "", apperr.Wrap(err, apperr.InvalidInput, "upload body ended early")
+			}
+			if errors.Is(err, io.EOF) {
+				return nil, "", apperr.New(apperr.InvalidInput, "multipart upload has no file")
+			}
+			return nil, "", apperr.Wrap(err, apperr.InvalidInput, "upload is not valid multipart form data")
+		}
+		if part.FileName() == "" {
+			// A form field: only contentType matters here.
+			v, err := io.ReadAll(io.LimitReader(part, maxContentTypeBytes+1))
+			if err != nil {
+				return nil, "", apperr.Wrap(err, apperr.InvalidInput, "upload is not valid multipart form data")
+			}
+			if part.FormName() == "contentType" && len(v) <= maxContentTypeBytes {
+				fieldType = string(v)
+			}
+			continue
+		}
+		ct := fieldType
+		if ct == "" {
+			ct = part.Header.Get(echo.HeaderContentType)
+		}
+		if ct == "" {
+			ct = defaultContentType
+		}
+		return part, ct, nil
+	}
 }
 
 func (l *Local) tooLarge() error {

@@ -14,11 +14,15 @@ const (
 )
 
 // SignedURL is a URL that grants access to one object until ExpiresAt.
+// URL is absolute and escaped (a space is %20, a '?' in a name %3F).
+// ExpiresAt is the expiry the URL's token carries, which is not always
+// the one asked for: Supabase Storage sets the lifetime of upload URLs
+// itself. It is nil when the token does not say (unknown).
 type SignedURL struct {
-	Bucket    string    `json:"bucket"`
-	Path      string    `json:"path"`
-	URL       string    `json:"url"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Bucket    string     `json:"bucket"`
+	Path      string     `json:"path"`
+	URL       string     `json:"url"`
+	ExpiresAt *time.Time `json:"expires_at"`
 }
 
 // Signer signs object URLs. ttl has already been checked against the

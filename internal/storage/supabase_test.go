@@ -1,13 +1,21 @@
 package storage_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,139 +28,424 @@ import (
 	"github.com/clipper/clipper/internal/storage"
 )
 
-const (
-	serviceRoleKey = "eyJhbGciOiJIUzI1NiJ9.service-role-key-under-test.c2lnbmF0dXJl"
-	projectSecret  = "super-secret-jwt-token-with-at-least-32-characters-long"
+// projectSecret signs the project's JWTs (the legacy API keys) and, on
+// servers without asymmetric keys, signed-URL tokens; the value is the
+// Supabase CLI's default JWT secret.
+const projectSecret = "super-secret-jwt-token-with-at-least-32-characters-long"
+
+// serviceRoleKey is a legacy service_role key: an HS256 JWT of the
+// project's secret, as `supabase start` prints it. secretKey is a new
+// API key (sb_secret_...), which is not a JWT: the gateway in front of
+// Storage turns it into the service_role JWT.
+var (
+	serviceRoleKey = projectJWT(jwt.MapClaims{"iss": "supabase-demo", "role": "service_role", "exp": 1983812996})
+	anonKey        = projectJWT(jwt.MapClaims{"iss": "supabase-demo", "role": "anon", "exp": 1983812996})
+	secretKey      = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz"
 )
 
-// fakeStorage reproduces Supabase Storage as DESIGN.md records it (v1.11.2
-// behind {SUPABASE_URL}/storage/v1): errors are HTTP 400 with the real
-// status as a string in the body's statusCode; a bad key or token is
-// InvalidJWT, a token for another object InvalidSignature; signed URLs are
-// relative to the storage API; signed upload URLs live two hours.
-type fakeStorage struct {
-	mu       sync.Mutex
-	objects  map[string][]byte // "bucket/path"
-	buckets  map[string]bool
-	denied   map[string]bool // buckets whose policies refuse the caller
-	requests []*http.Request
-}
-
-func newFakeStorage() *fakeStorage {
-	return &fakeStorage{
-		objects: map[string][]byte{},
-		buckets: map[string]bool{storage.BucketSources: true, storage.BucketResults: true},
-		denied:  map[string]bool{},
-	}
-}
-
-func (f *fakeStorage) put(key string, data []byte) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.objects[key] = data
-}
-
-func storageErr(w http.ResponseWriter, statusCode, errName, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusBadRequest)
-	_ = json.NewEncoder(w).Encode(map[string]string{"statusCode": statusCode, "error": errName, "message": message})
-}
-
-func (f *fakeStorage) token(key string, ttl time.Duration) string {
-	now := time.Now()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"url": key, "iat": now.Unix(), "exp": now.Add(ttl).Unix(),
-	}).SignedString([]byte(projectSecret))
+func projectJWT(claims jwt.MapClaims) string {
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(projectSecret))
 	if err != nil {
 		panic(err)
 	}
 	return tok
 }
 
+// fakeStorage reproduces Supabase Storage (supabase/storage v1.70.6, the
+// version DESIGN.md records answers of) behind the API gateway of a
+// hosted project, {SUPABASE_URL}/storage/v1. Each answer names the
+// server's source it copies. In short: errors are HTTP 400 with
+// {"statusCode": "<real status>", "code", "error", "message"}; signed
+// URLs come back relative and with the object path unescaped; uploads
+// keep the request's content type; upload URLs live as long as the
+// server says.
+type fakeStorage struct {
+	mu       sync.Mutex
+	objects  map[string]fakeObject // "bucket/path"
+	buckets  map[string]bool
+	requests []*http.Request
+	// secretKey is the gateway's SUPABASE_SECRET_KEY (the project's
+	// sb_secret_ key); "" for a gateway without new API keys.
+	secretKey string
+	// uploadTTL is the server's UPLOAD_SIGNED_URL_EXPIRATION_TIME: 2 h on
+	// hosted projects and under the CLI, 60 s by default self-hosted.
+	// Negative: tokens without exp.
+	uploadTTL time.Duration
+}
+
+type fakeObject struct {
+	data        []byte
+	contentType string
+}
+
+func newFakeStorage() *fakeStorage {
+	return &fakeStorage{
+		objects:   map[string]fakeObject{},
+		buckets:   map[string]bool{storage.BucketSources: true, storage.BucketResults: true},
+		secretKey: secretKey,
+		uploadTTL: 2 * time.Hour,
+	}
+}
+
+func (f *fakeStorage) put(key string, data []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.objects[key] = fakeObject{data: data, contentType: "video/mp4"}
+}
+
+func (f *fakeStorage) object(key string) (fakeObject, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.objects[key]
+	return o, ok
+}
+
+func (f *fakeStorage) lastRequest() *http.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests[len(f.requests)-1]
+}
+
+// storageErr answers an error as Storage renders it: HTTP 400 (500 for a
+// 500), the real status as a string (src/internal/errors/storage-error.ts
+// render, src/http/error-handler.ts).
+func storageErr(w http.ResponseWriter, statusCode, code, errName, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	if statusCode == "500" {
+		w.WriteHeader(http.StatusInternalServerError)
+	} else {
+		w.WriteHeader(http.StatusBadRequest)
+	}
+	_ = json.NewEncoder(w).Encode(map[string]string{"statusCode": statusCode, "code": code, "error": errName, "message": message})
+}
+
+// The errors, from src/internal/errors/codes.ts (ERRORS.*) and
+// src/storage/database/errors.ts.
+func errAccessDenied(w http.ResponseWriter, message string) {
+	storageErr(w, "403", "AccessDenied", "Unauthorized", message)
+}
+func errNoSuchKey(w http.ResponseWriter) {
+	storageErr(w, "404", "NoSuchKey", "not_found", "Object not found")
+}
+func errNoSuchBucket(w http.ResponseWriter) {
+	storageErr(w, "404", "NoSuchBucket", "Bucket not found", "Bucket not found")
+}
+func errInvalidJWT(w http.ResponseWriter, message string) {
+	storageErr(w, "400", "InvalidJWT", "InvalidJWT", message)
+}
+func errInvalidSignature(w http.ResponseWriter, message string) {
+	storageErr(w, "400", "InvalidSignature", "InvalidSignature", message)
+}
+
+// joseMessage is the message of the JWT library Storage uses (jose) for
+// a token it refuses.
+func joseMessage(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return `"exp" claim timestamp check failed`
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return "signature verification failed"
+	}
+	return "Invalid Compact JWS"
+}
+
+// urlToken signs a signed-URL token {url, scope, iat, exp}
+// (src/storage/object.ts signObjectUrl, signUploadObjectUrl); ttl < 0
+// leaves exp out.
+func urlToken(url, scope string, ttl time.Duration, extra jwt.MapClaims) string {
+	now := time.Now()
+	claims := jwt.MapClaims{"url": url, "scope": scope, "iat": now.Unix()}
+	if ttl >= 0 {
+		claims["exp"] = now.Add(ttl).Unix()
+	}
+	maps.Copy(claims, extra)
+	return projectJWT(claims)
+}
+
+// jsEncodeURIComponent is JavaScript's encodeURIComponent.
+func jsEncodeURIComponent(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.!~*'()", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// decodeURI is JavaScript's decodeURI: escapes of the reserved characters
+// ; / ? : @ & = + $ , # stay escaped.
+func decodeURI(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil && !strings.ContainsRune(";/?:@&=+$,#", rune(v)) {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
 func (f *fakeStorage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests = append(f.requests, r.Clone(context.Background()))
 	f.mu.Unlock()
+	// The gateway strips /storage/v1 (supabase/supabase
+	// docker/volumes/api/kong.yml, route storage-v1, strip_path) and
+	// sets Authorization (kong-entrypoint.sh LUA_AUTH_EXPR): an
+	// Authorization that is not "Bearer sb_..." is kept; else an apikey
+	// that is the secret key becomes the service_role JWT; else the
+	// apikey is passed on as it is.
 	rest, ok := strings.CutPrefix(r.URL.Path, "/storage/v1")
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	// The route as the server sees it, still escaped: signed URLs repeat it.
-	rawRoute := strings.TrimPrefix(r.URL.EscapedPath(), "/storage/v1")
+	rawPath, _, _ := strings.Cut(strings.TrimPrefix(r.RequestURI, "/storage/v1"), "?")
+	f.mu.Lock()
+	gatewaySecret := f.secretKey
+	f.mu.Unlock()
+	auth := r.Header.Get("Authorization")
+	if auth == "" || strings.HasPrefix(auth, "Bearer sb_") {
+		switch apikey := r.Header.Get("apikey"); {
+		case gatewaySecret != "" && apikey == gatewaySecret:
+			auth = "Bearer " + serviceRoleKey
+		default:
+			auth = apikey
+		}
+	}
 	switch {
-	case r.Method == http.MethodPost && strings.HasPrefix(rest, "/object/sign/"):
-		f.sign(w, r, strings.TrimPrefix(rest, "/object/sign/"), rawRoute, false)
 	case r.Method == http.MethodPost && strings.HasPrefix(rest, "/object/upload/sign/"):
-		f.sign(w, r, strings.TrimPrefix(rest, "/object/upload/sign/"), rawRoute, true)
-	case r.Method == http.MethodGet && strings.HasPrefix(rest, "/object/sign/"):
-		f.get(w, r, strings.TrimPrefix(rest, "/object/sign/"))
+		if role, ok := f.authenticate(w, auth); ok {
+			f.signUpload(w, r, strings.TrimPrefix(rest, "/object/upload/sign/"), role)
+		}
+	case r.Method == http.MethodPost && strings.HasPrefix(rest, "/object/sign/"):
+		if role, ok := f.authenticate(w, auth); ok {
+			name := strings.TrimPrefix(rest, "/object/sign/")
+			if !strings.Contains(name, "/") {
+				f.signDownloads(w, r, name, role)
+				return
+			}
+			f.signDownload(w, r, name, strings.TrimPrefix(rawPath, "/object/sign/"), role)
+		}
+	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(rest, "/object/sign/"):
+		f.getSigned(w, r, strings.TrimPrefix(rest, "/object/sign/"))
+	case r.Method == http.MethodPut && strings.HasPrefix(rest, "/object/upload/sign/"):
+		f.uploadSigned(w, r, strings.TrimPrefix(rest, "/object/upload/sign/"))
 	default:
-		storageErr(w, "404", "not_found", "Route not found")
+		storageErr(w, "404", "not_found", "Not Found", "Route "+r.Method+":"+r.URL.Path+" not found")
 	}
 }
 
-func (f *fakeStorage) sign(w http.ResponseWriter, r *http.Request, key, rawRoute string, upload bool) {
-	if r.Header.Get("Authorization") != "Bearer "+serviceRoleKey {
-		storageErr(w, "400", "InvalidJWT", "invalid signature")
-		return
+// authenticate is Storage's JWT check of the caller (src/http/plugins/
+// jwt.ts): "Bearer " stripped, the JWT verified, any failure
+// AccessDenied with the library's message. It returns the JWT's role.
+func (f *fakeStorage) authenticate(w http.ResponseWriter, auth string) (string, bool) {
+	token := regexp.MustCompile(`^(?i)Bearer\s+`).ReplaceAllString(auth, "")
+	var claims struct {
+		Role string `json:"role"`
+		jwt.RegisteredClaims
 	}
+	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return []byte(projectSecret), nil },
+		jwt.WithValidMethods([]string{"HS256"}))
+	if err != nil {
+		errAccessDenied(w, joseMessage(err))
+		return "", false
+	}
+	return claims.Role, true
+}
+
+// signDownload is POST /object/sign/{bucket}/{path}
+// (src/http/routes/object/getSignedURL.ts, src/storage/object.ts
+// signObjectUrl): the object must exist (findObject, under the caller's
+// row-level security: only the service role sees everything here); the
+// token's url, and the answer's path, is decodeURI of the path as the
+// request spelled it.
+func (f *fakeStorage) signDownload(w http.ResponseWriter, r *http.Request, key, rawKey, role string) {
 	var body struct {
 		ExpiresIn *int `json:"expiresIn"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		storageErr(w, "400", "Bad Request", "body must be JSON")
-		return
-	}
-	if !upload && (body.ExpiresIn == nil || *body.ExpiresIn < 1) {
-		storageErr(w, "400", "Bad Request", "body/expiresIn must be >= 1")
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.ExpiresIn == nil || *body.ExpiresIn < 1 {
+		storageErr(w, "400", "InvalidRequest", "Bad Request", "body/expiresIn must be >= 1")
 		return
 	}
 	bucket, _, _ := strings.Cut(key, "/")
+	if !f.buckets[bucket] {
+		errNoSuchBucket(w)
+		return
+	}
+	if _, ok := f.object(key); !ok || role != "service_role" {
+		errNoSuchKey(w)
+		return
+	}
+	urlToSign := decodeURI(rawKey)
+	tok := urlToken(urlToSign, "download", time.Duration(*body.ExpiresIn)*time.Second, nil)
+	_ = json.NewEncoder(w).Encode(map[string]string{"signedURL": "/object/sign/" + urlToSign + "?token=" + tok})
+}
+
+// signDownloads is POST /object/sign/{bucket} {"expiresIn", "paths"}
+// (src/http/routes/object/getSignedURLs.ts, src/storage/object.ts
+// signObjectUrls): one answer per path, the name signed as given.
+func (f *fakeStorage) signDownloads(w http.ResponseWriter, r *http.Request, bucket, role string) {
+	var body struct {
+		ExpiresIn *int     `json:"expiresIn"`
+		Paths     []string `json:"paths"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.ExpiresIn == nil || *body.ExpiresIn < 1 || len(body.Paths) == 0 {
+		storageErr(w, "400", "InvalidRequest", "Bad Request", "body must have expiresIn >= 1 and paths")
+		return
+	}
+	type answer struct {
+		Error     *string `json:"error"`
+		Path      string  `json:"path"`
+		SignedURL *string `json:"signedURL"`
+	}
+	out := []answer{}
+	for _, p := range body.Paths {
+		a := answer{Path: p}
+		if _, ok := f.object(bucket + "/" + p); ok && role == "service_role" {
+			u := "/object/sign/" + bucket + "/" + p + "?token=" + urlToken(bucket+"/"+p, "download", time.Duration(*body.ExpiresIn)*time.Second, nil)
+			a.SignedURL = &u
+		} else {
+			msg := "Either the object does not exist or you do not have access to it"
+			a.Error = &msg
+		}
+		out = append(out, a)
+	}
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// signUpload is POST /object/upload/sign/{bucket}/{path}
+// (src/http/routes/object/getSignedUploadURL.ts, src/storage/object.ts
+// signUploadObjectUrl): the insert is tried under the caller's
+// row-level security (a duplicate is ResourceAlreadyExists, a refusal
+// AccessDenied); the url is bucket/path as the router decoded it, unescaped.
+func (f *fakeStorage) signUpload(w http.ResponseWriter, r *http.Request, key, role string) {
+	bucket, _, _ := strings.Cut(key, "/")
+	_, exists := f.object(key)
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	_, exists := f.objects[key]
+	ttl := f.uploadTTL
+	f.mu.Unlock()
 	switch {
 	case !f.buckets[bucket]:
-		storageErr(w, "404", "Bucket not found", "Bucket not found")
-	case f.denied[bucket]:
-		storageErr(w, "403", "Unauthorized", "new row violates row-level security policy")
-	case upload && exists:
-		storageErr(w, "409", "Duplicate", "The resource already exists")
-	case !upload && !exists:
-		storageErr(w, "404", "not_found", "Object not found")
-	case upload:
-		_ = json.NewEncoder(w).Encode(map[string]string{"url": rawRoute + "?token=" + f.token(key, 2*time.Hour)})
+		errNoSuchBucket(w)
+	case role != "service_role":
+		errAccessDenied(w, "new row violates row-level security policy")
+	case exists:
+		storageErr(w, "409", "ResourceAlreadyExists", "Duplicate", "The resource already exists")
 	default:
-		_ = json.NewEncoder(w).Encode(map[string]string{
-			"signedURL": rawRoute + "?token=" + f.token(key, time.Duration(*body.ExpiresIn)*time.Second),
-		})
+		tok := urlToken(key, "upload", ttl, jwt.MapClaims{"upsert": false})
+		_ = json.NewEncoder(w).Encode(map[string]string{"url": "/object/upload/sign/" + key + "?token=" + tok, "token": tok})
 	}
 }
 
-func (f *fakeStorage) get(w http.ResponseWriter, r *http.Request, key string) {
+// verify is src/storage/object.ts verifyObjectSignature: the JWT (any
+// failure InvalidJWT, expiry included), its scope, then its url against
+// bucket/path as the router decoded it.
+func (f *fakeStorage) verify(w http.ResponseWriter, r *http.Request, key, scope string) bool {
 	var claims struct {
-		URL string `json:"url"`
+		URL   string `json:"url"`
+		Scope string `json:"scope"`
 		jwt.RegisteredClaims
 	}
 	_, err := jwt.ParseWithClaims(r.URL.Query().Get("token"), &claims,
-		func(*jwt.Token) (any, error) { return []byte(projectSecret), nil }, jwt.WithExpirationRequired())
-	if err != nil {
-		storageErr(w, "400", "InvalidJWT", err.Error())
+		func(*jwt.Token) (any, error) { return []byte(projectSecret), nil }, jwt.WithValidMethods([]string{"HS256"}))
+	switch {
+	case err != nil:
+		errInvalidJWT(w, joseMessage(err))
+	case claims.Scope != scope:
+		errInvalidSignature(w, "Token is not scoped for "+scope)
+	case claims.URL != key:
+		errInvalidSignature(w, "Invalid signature")
+	default:
+		return true
+	}
+	return false
+}
+
+// getSigned is GET /object/sign/{bucket}/{path}?token=...[&download=]
+// (src/http/routes/object/getSignedObject.ts): the object with the
+// content type it was stored with, and Content-Disposition for download
+// (src/storage/renderer/renderer.ts handleDownload).
+func (f *fakeStorage) getSigned(w http.ResponseWriter, r *http.Request, key string) {
+	if !f.verify(w, r, key, "download") {
 		return
 	}
-	if claims.URL != key {
-		storageErr(w, "400", "InvalidSignature", "The url do not match the signature")
+	o, ok := f.object(key)
+	if !ok {
+		errNoSuchKey(w)
+		return
+	}
+	w.Header().Set("Content-Type", o.contentType)
+	if d, ok := r.URL.Query()["download"]; ok {
+		if d[0] == "" {
+			w.Header().Set("Content-Disposition", "attachment;")
+		} else {
+			name := jsEncodeURIComponent(d[0])
+			w.Header().Set("Content-Disposition", "attachment; filename="+name+"; filename*=UTF-8''"+name)
+		}
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(o.data)))
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(o.data)
+	}
+}
+
+// uploadSigned is PUT /object/upload/sign/{bucket}/{path}?token=...
+// (src/http/routes/object/uploadSignedObject.ts, src/storage/uploader.ts
+// fileUploadFromRequest): a raw body typed by Content-Type
+// (application/octet-stream if none), or multipart form data whose first
+// file is typed by a contentType field or its part's Content-Type; the
+// answer is {"Key": "bucket/path"}; a duplicate is KeyAlreadyExists.
+func (f *fakeStorage) uploadSigned(w http.ResponseWriter, r *http.Request, key string) {
+	if !f.verify(w, r, key, "upload") {
+		return
+	}
+	ct := r.Header.Get("Content-Type")
+	var data []byte
+	var err error
+	if mt, params, perr := mime.ParseMediaType(ct); perr == nil && mt == "multipart/form-data" {
+		mr := multipart.NewReader(r.Body, params["boundary"])
+		fieldType := ""
+		for {
+			part, perr := mr.NextPart()
+			if perr != nil {
+				storageErr(w, "400", "InvalidRequest", "Bad Request", "No content provided")
+				return
+			}
+			if part.FileName() == "" {
+				v, _ := io.ReadAll(part)
+				if part.FormName() == "contentType" {
+					fieldType = string(v)
+				}
+				continue
+			}
+			ct = cmp.Or(fieldType, part.Header.Get("Content-Type"))
+			data, err = io.ReadAll(part)
+			break
+		}
+	} else {
+		ct = cmp.Or(ct, "application/octet-stream")
+		data, err = io.ReadAll(r.Body)
+	}
+	if err != nil {
+		storageErr(w, "400", "InvalidRequest", "Bad Request", "No content provided")
 		return
 	}
 	f.mu.Lock()
-	data, ok := f.objects[key]
-	f.mu.Unlock()
-	if !ok {
-		storageErr(w, "404", "not_found", "Object not found")
+	defer f.mu.Unlock()
+	if _, ok := f.objects[key]; ok {
+		storageErr(w, "409", "KeyAlreadyExists", "Duplicate", "The resource already exists")
 		return
 	}
-	_, _ = w.Write(data)
+	f.objects[key] = fakeObject{data: data, contentType: ct}
+	_ = json.NewEncoder(w).Encode(map[string]string{"Key": key})
 }
 
 type supabaseBundle struct {
@@ -191,12 +484,11 @@ func TestSupabaseSignDownload(t *testing.T) {
 	require.Equal(t, storage.BucketResults, u.Bucket)
 	require.Equal(t, "jobs/9/clip one.mp4", u.Path)
 	require.True(t, strings.HasPrefix(u.URL, b.server.URL+"/storage/v1/object/sign/results/jobs/9/clip%20one.mp4?token="), u.URL)
-	requireExpiry(t, start, 90*time.Second, u.ExpiresAt)
+	require.NotNil(t, u.ExpiresAt)
+	requireExpiry(t, start, 90*time.Second, *u.ExpiresAt)
 
-	// The request carried the key and the lifetime in seconds.
-	b.fake.mu.Lock()
-	req := b.fake.requests[len(b.fake.requests)-1]
-	b.fake.mu.Unlock()
+	// The request carried the key.
+	req := b.fake.lastRequest()
 	require.Equal(t, "Bearer "+serviceRoleKey, req.Header.Get("Authorization"))
 	require.Equal(t, serviceRoleKey, req.Header.Get("apikey"))
 
@@ -222,7 +514,8 @@ func TestSupabaseSignUpload(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(u.URL, b.server.URL+"/storage/v1/object/upload/sign/sources/uploads/a.mp4?token="), u.URL)
 	// Storage sets the lifetime of upload URLs itself; the token says it.
-	requireExpiry(t, start, 2*time.Hour, u.ExpiresAt)
+	require.NotNil(t, u.ExpiresAt)
+	requireExpiry(t, start, 2*time.Hour, *u.ExpiresAt)
 
 	b.fake.put("sources/uploads/a.mp4", []byte("x"))
 	_, err = b.s.SignUpload(b.ctx, storage.BucketSources, "uploads/a.mp4", time.Minute)
@@ -252,23 +545,16 @@ func TestSupabaseErrors(t *testing.T) {
 		requireNoKey(t, err)
 	})
 
-	t.Run("Forbidden", func(t *testing.T) {
+	t.Run("NotTheServiceKey", func(t *testing.T) {
 		t.Parallel()
-		fake := newFakeStorage()
-		fake.denied[storage.BucketSources] = true
-		s := newSupabase(t, fake)
-		_, err := s.SignUpload(b.ctx, storage.BucketSources, "a.mp4", time.Minute)
-		requireError(t, err, apperr.Forbidden, "refused access to sources/a.mp4")
-		requireNoKey(t, err)
-	})
-
-	t.Run("InvalidJWT", func(t *testing.T) {
-		t.Parallel()
-		s, err := storage.NewSupabase(b.server.URL, "not-the-service-role-key", storage.SupabaseOptions{})
+		// The anon key set as the service key: row-level security
+		// refuses the insert (AccessDenied): the daemon's
+		// misconfiguration, not the caller's.
+		s, err := storage.NewSupabase(b.server.URL, anonKey, storage.SupabaseOptions{Logger: slog.New(slog.DiscardHandler)})
 		require.NoError(t, err)
-		_, err = s.SignDownload(b.ctx, storage.BucketResults, "a.mp4", time.Minute)
-		requireError(t, err, apperr.Internal, "rejected the service role key (SUPABASE_SERVICE_ROLE_KEY)")
-		require.NotContains(t, err.Error(), "not-the-service-role-key")
+		_, err = s.SignUpload(b.ctx, storage.BucketSources, "a.mp4", time.Minute)
+		requireError(t, err, apperr.Unavailable, "Supabase Storage refused the daemon's service key")
+		require.NotContains(t, fmt.Sprintf("%+v", err), anonKey)
 	})
 
 	t.Run("InvalidPath", func(t *testing.T) {
@@ -304,6 +590,11 @@ func TestSupabaseErrors(t *testing.T) {
 		{"ErrorBodyWithOK", answer(http.StatusOK, "application/json",
 			`{"statusCode":"409","error":"Duplicate","message":"The resource already exists"}`), apperr.Conflict, "already exists"},
 		{"OKWithoutURL", answer(http.StatusOK, "application/json", `{}`), apperr.Unavailable, "without a signed URL"},
+		// Storage before v1.x answered a refused key so (DESIGN.md, v1.11.2).
+		{"OldInvalidJWT", answer(http.StatusBadRequest, "application/json",
+			`{"statusCode":"400","error":"InvalidJWT","message":"invalid signature"}`), apperr.Unavailable, "refused the daemon's service key"},
+		{"GatewayUnauthorized", answer(http.StatusUnauthorized, "application/json",
+			`{"message":"Invalid API key"}`), apperr.Unavailable, "refused the daemon's service key"},
 		{"OKNotJSON", answer(http.StatusOK, "text/html", `<html>login</html>`), apperr.Unavailable, "other than JSON"},
 		{"Redirect", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", http.StatusFound)
@@ -404,13 +695,17 @@ func TestNewSupabase(t *testing.T) {
 	}
 	_, err := storage.NewSupabase("https://x.supabase.co", "", storage.SupabaseOptions{})
 	require.ErrorContains(t, err, "SUPABASE_SERVICE_ROLE_KEY")
+	publishable := "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH"
+	_, err = storage.NewSupabase("https://x.supabase.co", publishable, storage.SupabaseOptions{})
+	require.ErrorContains(t, err, "holds a publishable key")
+	require.NotContains(t, err.Error(), publishable)
 }
 
 func newSupabase(t *testing.T, h http.Handler) *storage.Supabase {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	s, err := storage.NewSupabase(srv.URL, serviceRoleKey, storage.SupabaseOptions{Timeout: 2 * time.Second})
+	s, err := storage.NewSupabase(srv.URL, serviceRoleKey, storage.SupabaseOptions{Timeout: 2 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	return s
 }

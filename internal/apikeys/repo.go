@@ -222,6 +222,20 @@ func (r *Repo) List(ctx context.Context, ownerID *uuid.UUID) ([]Key, error) {
 	return keys, nil
 }
 
+// ListWithoutOwner returns the keys that have no owner (service keys),
+// newest first, revoked and expired ones included.
+func (r *Repo) ListWithoutOwner(ctx context.Context) ([]Key, error) {
+	rs, err := r.q.ListAPIKeysWithoutOwner(ctx)
+	if err != nil {
+		return nil, apperr.FromDB(err, what)
+	}
+	keys := make([]Key, len(rs))
+	for i, row := range rs {
+		keys[i] = fromRow(keyRow(row))
+	}
+	return keys, nil
+}
+
 // TouchLastUsed records that key id was used at at. last_used_at only
 // moves forward, so late or replayed writes are harmless. Unknown id:
 // not_found.

@@ -90,7 +90,7 @@ func NewRepo(db database.DB, opts Options) (*Repo, error) {
 	if opts.Params == (Params{}) {
 		opts.Params = DefaultParams
 	}
-	if err := opts.Params.validate(); err != nil {
+	if err := opts.Params.validateNew(); err != nil {
 		return nil, apperr.Wrap(err, apperr.InvalidInput, "argon2id parameters are out of range")
 	}
 	if opts.MaxConcurrentVerifications <= 0 {

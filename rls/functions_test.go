@@ -22,10 +22,14 @@ var functionSchemas = []string{"public", "graphql_public", "storage", "auth", "c
 
 // executableByAPIRoles is every function anon or authenticated may
 // execute, with the reason. Anything else they can execute is a hole:
-// revoke it in a migration, or add it here with its reason. absent says
+// revoke it in a migration, or add it here with its reason (and whether
+// anon may execute it too, or only authenticated). absent says
 // why an entry may be missing from the plain-Postgres test database;
 // every other entry must exist, so the list cannot go stale.
-var executableByAPIRoles = map[string]struct{ reason, absent string }{
+var executableByAPIRoles = map[string]struct {
+	reason, absent    string
+	authenticatedOnly bool // anon must not execute it
+}{
 	"auth.uid()":               {reason: "Supabase's own (the bootstrap copies it); every RLS policy calls it as the requesting role"},
 	"auth.jwt()":               {reason: "Supabase's own; policies read JWT claims (is_anonymous) with it"},
 	"auth.role()":              {reason: "Supabase's own, granted to the API roles by Supabase; reads the request's role claim"},
@@ -38,22 +42,22 @@ var executableByAPIRoles = map[string]struct{ reason, absent string }{
 		reason: "Supabase Realtime's own; realtime.messages policies call it to name the topic",
 		absent: "the bootstrap copy lands with the Realtime broadcast migration"},
 	"realtime.send(jsonb, text, text, boolean)": {
-		reason: "Supabase Realtime's own, granted to the API roles by Supabase; sends only to topics realtime.messages policies allow",
+		reason: "Supabase Realtime's own, granted to the API roles by Supabase; what it writes to realtime.messages is subject to that table's RLS",
 		absent: "the bootstrap copy lands with the Realtime broadcast migration"},
 	"clipper_internal.valid_object_name(text)": {
-		reason: "storage policies and jobs constraints check object names with it as the calling role (authenticated only)",
+		reason: "storage policies and jobs constraints check object names with it as the calling role", authenticatedOnly: true,
 		absent: "lands with the object-isolation migration"},
 	"clipper_internal.job_source_allowed(text, uuid, uuid)": {
-		reason: "the jobs source-folder constraint runs it as the inserting role (authenticated only)",
+		reason: "the jobs source-folder constraint runs it as the inserting role", authenticatedOnly: true,
 		absent: "lands with the object-isolation migration"},
 	"clipper_internal.job_result_keys_allowed(uuid, text[])": {
-		reason: "the jobs result-keys constraint runs it as the writing role (authenticated only)",
+		reason: "the jobs result-keys constraint runs it as the writing role", authenticatedOnly: true,
 		absent: "lands with the object-isolation migration"},
 	"clipper_internal.object_job_id(text)": {
-		reason: "the results read policy maps an object to its job with it (authenticated only)",
+		reason: "the results read policy maps an object to its job with it", authenticatedOnly: true,
 		absent: "lands with the object-isolation migration"},
 	"clipper_internal.may_create_jobs()": {
-		reason: "the restrictive policy that keeps anonymous sign-ins from creating jobs calls it (authenticated only)",
+		reason: "the restrictive policy that keeps anonymous sign-ins from creating jobs calls it", authenticatedOnly: true,
 		absent: "lands with the object-isolation migration"},
 }
 
@@ -67,14 +71,15 @@ func TestFunctionExecute(t *testing.T) {
 	rows, err := tx.Query(ctx, `
 		select format('%s.%s(%s)', n.nspname, p.proname, oidvectortypes(p.proargtypes)),
 		       n.nspname = any($1),
-		       has_function_privilege('anon', p.oid, 'execute') or has_function_privilege('authenticated', p.oid, 'execute')
+		       has_function_privilege('anon', p.oid, 'execute'),
+		       has_function_privilege('authenticated', p.oid, 'execute')
 		from pg_proc p join pg_namespace n on n.oid = p.pronamespace
 		where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
 		order by 1`, functionSchemas)
 	require.NoError(t, err)
 	type fn struct {
-		Name              string
-		InScope, Callable bool
+		Name                 string
+		InScope, Anon, Authd bool
 	}
 	fns, err := pgx.CollectRows(rows, pgx.RowToStructByPos[fn])
 	require.NoError(t, err)
@@ -87,8 +92,12 @@ func TestFunctionExecute(t *testing.T) {
 		if f.InScope {
 			checked++
 		}
-		if _, allowed := executableByAPIRoles[f.Name]; f.Callable && !allowed {
+		allowed, listed := executableByAPIRoles[f.Name]
+		switch {
+		case (f.Anon || f.Authd) && !listed:
 			holes = append(holes, f.Name)
+		case f.Anon && allowed.authenticatedOnly:
+			holes = append(holes, f.Name+" (by anon)")
 		}
 	}
 	require.Empty(t, holes, "anon or authenticated can execute these, which are not on the allow-list: revoke in a migration, or add each with a reason")

@@ -104,6 +104,16 @@ func TestDatabaseURLFile(t *testing.T) {
 	require.Equal(t, 1, run([]string{"dev", "--dir", t.TempDir()}, &out), out.String())
 	require.Equal(t, demoKeys+1, count("select count(*) from api_keys"), "dev seeded the file's database")
 
+	// bench takes its server only from its flags; the file form names the
+	// flag, not the contents, when it cannot be read.
+	out.Reset()
+	require.Equal(t, 2, run([]string{"bench", "--database-url-file", path + ".missing"}, &out))
+	require.Contains(t, out.String(), "--database-url-file: cannot read the file it names")
+	out.Reset()
+	require.Equal(t, 2, run([]string{"bench", "--database-url", dsn, "--database-url-file", path}, &out))
+	require.Contains(t, out.String(), "give --database-url or --database-url-file, not both")
+	require.NotContains(t, out.String(), dsn)
+
 	t.Setenv("DATABASE_URL_FILE", path+".missing")
 	for _, args := range [][]string{{"migrate"}, {"seed"}, {"keys", "list"}, {"cleanup"}, {"dev"}, {"serve"}} {
 		out.Reset()

@@ -4,23 +4,27 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/clipper/clipper/internal/bench"
 )
 
 func runBench(ctx context.Context, args []string) error {
-	fs := newFlags("bench", "[--quick] [--json] [--database-url URL]", `Loads realistic volumes into a throwaway database and prints throughput
+	fs := newFlags("bench", "[--quick] [--json] [--database-url URL | --database-url-file PATH]", `Loads realistic volumes into a throwaway database and prints throughput
 and latency: single and batch creates, the job lifecycle (create, claim,
 complete, every transition with its event), event appends, read-query
 percentiles at volume (1M jobs and 10M events by default), cleanup under
 concurrent writers, and the daemon over HTTP. The database is created on
 --database-url's server (and dropped afterwards), or in a local cluster
-of its own with durable settings (fsync on). Progress goes to stderr; the
-table (or, with --json, one JSON object per line) to stdout.`)
+of its own with durable settings (fsync on). It never uses DATABASE_URL,
+so it cannot load test data into the application's database. Progress
+goes to stderr; the table (or, with --json, one JSON object per line) to
+stdout.`)
 	quick := fs.Bool("quick", false, "small volumes and short phases (well under two minutes)")
 	asJSON := fs.Bool("json", false, `print {"metric","value","unit"} JSON lines instead of a table`)
 	dsn := fs.String("database-url", "", "a PostgreSQL server to create the throwaway database on (superuser)")
+	dsnFile := fs.String("database-url-file", "", "a file holding --database-url (keeps the password off the command line, as DATABASE_URL_FILE does)")
 	jobsN := fs.Int("jobs", 0, "jobs at volume (default 1000000, --quick 50000)")
 	eventsN := fs.Int("events", 0, "events at volume (default 10 x jobs)")
 	phase := fs.Duration("phase", 0, "length of each throughput phase (default 5s, --quick 1.5s)")
@@ -30,6 +34,16 @@ table (or, with --json, one JSON object per line) to stdout.`)
 	keep := fs.Bool("keep", false, "keep the database afterwards")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *dsnFile != "" {
+		if *dsn != "" {
+			return usageError{"give --database-url or --database-url-file, not both"}
+		}
+		b, err := os.ReadFile(*dsnFile)
+		if err != nil {
+			return usageError{"--database-url-file: cannot read the file it names"}
+		}
+		*dsn = strings.TrimSpace(string(b))
 	}
 	start := time.Now()
 	rep, err := bench.Run(ctx, bench.Options{

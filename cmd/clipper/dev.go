@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/clipper/clipper/internal/config"
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/devenv"
 	"github.com/clipper/clipper/internal/migrate"
@@ -16,7 +17,7 @@ import (
 
 func runDev(ctx context.Context, args []string) error {
 	fs := newFlags("dev", "[--dir DIR] [--port PORT]", `Starts everything locally with no account and no configuration:
-  1. PostgreSQL: DATABASE_URL if set, else a local cluster kept in DIR
+  1. PostgreSQL: DATABASE_URL (or DATABASE_URL_FILE) if set, else a local cluster kept in DIR
      (reused on the next run) on loopback PORT, run as an unprivileged
      user when started as root;
   2. the migrations, 3. the seed data and a demo API key (printed once),
@@ -28,7 +29,10 @@ Ctrl-C stops the daemon and then PostgreSQL cleanly.`)
 		return err
 	}
 
-	dsn := os.Getenv("DATABASE_URL")
+	dsn, err := config.DatabaseURL()
+	if err != nil {
+		return usageError{err.Error()}
+	}
 	if dsn == "" {
 		p := *port
 		if !portFree(p) {

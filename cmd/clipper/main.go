@@ -101,7 +101,8 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "The database is DATABASE_URL everywhere; a .env file in the current folder is read first.")
+	fmt.Fprintln(w, "The database is DATABASE_URL (or the file DATABASE_URL_FILE names) everywhere; a .env file")
+	fmt.Fprintln(w, "in the current folder is read first.")
 	fmt.Fprintln(w, "Run 'clipper <command> --help' for a command's flags.")
 }
 
@@ -144,9 +145,13 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// databaseURL returns DATABASE_URL or a usage error naming it.
+// databaseURL returns DATABASE_URL (or the contents of the file named by
+// DATABASE_URL_FILE, as the daemon reads it), or a usage error naming it.
 func databaseURL() (string, error) {
-	u := os.Getenv("DATABASE_URL")
+	u, err := config.DatabaseURL()
+	if err != nil {
+		return "", usageError{err.Error()}
+	}
 	if u == "" {
 		return "", usageError{"DATABASE_URL is not set (or run 'clipper dev' for a local database)"}
 	}

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/pgtest"
+	"github.com/clipper/clipper/internal/seed"
 )
 
 func TestUsageAndCommandErrors(t *testing.T) {
@@ -61,4 +63,62 @@ func TestCleanupSharesTheDaemonsLock(t *testing.T) {
 	var n int
 	require.NoError(t, pool.QueryRow(ctx, "select count(*) from jobs").Scan(&n))
 	require.Zero(t, n)
+}
+
+// Every command that opens the application's database reads it from
+// DATABASE_URL_FILE as the daemon does (here with DATABASE_URL unset), and
+// names the variable, never the file's contents, when it cannot.
+func TestDatabaseURLFile(t *testing.T) {
+	ctx := context.Background()
+	pool, dsn := pgtest.NewPool(t)
+	path := t.TempDir() + "/dsn"
+	require.NoError(t, os.WriteFile(path, []byte(dsn+"\n"), 0o600))
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("DATABASE_URL_FILE", path)
+	count := func(sql string) int {
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, sql).Scan(&n))
+		return n
+	}
+
+	for _, args := range [][]string{
+		{"migrate", "--status"},
+		{"migrate"},
+		{"seed"},
+		{"keys", "create", "--name", "from-file", "--scopes", "admin"},
+		{"keys", "list"},
+		{"cleanup"},
+	} {
+		var out bytes.Buffer
+		require.Equal(t, 0, run(args, &out), "%v: %s", args, out.String())
+	}
+	require.Equal(t, 1, count("select count(*) from api_keys where name = 'from-file'"))
+	require.Equal(t, 1, count("select count(*) from auth.users where id = '"+seed.DemoUserID+"'"))
+
+	// dev uses the database the file names instead of starting its own:
+	// it migrates and seeds it (a new demo key), then the daemon cannot
+	// listen on an impossible address and dev stops.
+	demoKeys := count("select count(*) from api_keys")
+	t.Setenv("CLIPPER_ADDR", "256.0.0.1:1")
+	var out bytes.Buffer
+	require.Equal(t, 1, run([]string{"dev", "--dir", t.TempDir()}, &out), out.String())
+	require.Equal(t, demoKeys+1, count("select count(*) from api_keys"), "dev seeded the file's database")
+
+	// bench takes its server only from its flags; the file form names the
+	// flag, not the contents, when it cannot be read.
+	out.Reset()
+	require.Equal(t, 2, run([]string{"bench", "--database-url-file", path + ".missing"}, &out))
+	require.Contains(t, out.String(), "--database-url-file: cannot read the file it names")
+	out.Reset()
+	require.Equal(t, 2, run([]string{"bench", "--database-url", dsn, "--database-url-file", path}, &out))
+	require.Contains(t, out.String(), "give --database-url or --database-url-file, not both")
+	require.NotContains(t, out.String(), dsn)
+
+	t.Setenv("DATABASE_URL_FILE", path+".missing")
+	for _, args := range [][]string{{"migrate"}, {"seed"}, {"keys", "list"}, {"cleanup"}, {"dev"}, {"serve"}} {
+		out.Reset()
+		require.Equal(t, 2, run(args, &out), "%v: %s", args, out.String())
+		require.Contains(t, out.String(), "DATABASE_URL_FILE: cannot read the file it names", args)
+		require.NotContains(t, out.String(), dsn)
+	}
 }

@@ -34,6 +34,11 @@ select id, lookup_id, owner_id, name, scopes, rate_limit_per_minute, created_at,
        last_used_at, expires_at, revoked_at, rotated_from
 from api_keys where owner_id = @owner_id::uuid order by created_at desc, id desc;
 
+-- name: ListAPIKeysWithoutOwner :many
+select id, lookup_id, owner_id, name, scopes, rate_limit_per_minute, created_at,
+       last_used_at, expires_at, revoked_at, rotated_from
+from api_keys where owner_id is null order by created_at desc, id desc;
+
 -- name: TouchAPIKeyLastUsed :one
 -- Moves last_used_at forward only, and writes nothing when it would not
 -- move. Returns whether the key exists.

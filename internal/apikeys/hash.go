@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"testing"
 
 	"golang.org/x/crypto/argon2"
 
@@ -25,12 +27,18 @@ type Params struct {
 
 // DefaultParams are OWASP's first argon2id recommendation (m=19 MiB, t=2,
 // p=1): about 24 ms and 19 MiB per verification on this project's machines.
-var DefaultParams = Params{MemoryKiB: 19456, Iterations: 2, Parallelism: 1, SaltLen: 16, KeyLen: 32}
+var DefaultParams = Params{MemoryKiB: MinMemoryKiB, Iterations: MinIterations, Parallelism: MinParallelism, SaltLen: 16, KeyLen: 32}
 
-// Limits on parameters, both for Hash and for hashes read back from the
+// The bounds of the cost parameters, the one definition that Hash, NewRepo
+// and the configuration (CLIPPER_ARGON2_*) all use. The minimum is OWASP's
+// (Password Storage Cheat Sheet: m=19456 KiB, t=2, p=1): no new hash is
+// made with less. The maximum also bounds hashes read back from the
 // database, so one bad row cannot make the daemon allocate gigabytes or
 // spin for minutes on each request.
 const (
+	MinMemoryKiB   = 19456
+	MinIterations  = 2
+	MinParallelism = 1
 	MaxMemoryKiB   = 1 << 20 // 1 GiB
 	MaxIterations  = 10
 	MaxParallelism = 16
@@ -39,6 +47,14 @@ const (
 	minKeyLen      = 16
 	maxKeyLen      = 64
 )
+
+// weakAllowed lets test binaries (testing.Testing) hash with parameters
+// below the minimum, so the suite, run with the race detector on a busy
+// machine, does not spend most of its time in argon2id. A program that
+// is not a test never can.
+var weakAllowed atomic.Bool
+
+func init() { weakAllowed.Store(testing.Testing()) }
 
 // ErrMalformedHash is the cause when a stored PHC string cannot be used.
 var ErrMalformedHash = errors.New("malformed argon2id PHC string")
@@ -49,7 +65,7 @@ var b64 = base64.RawStdEncoding.Strict()
 // returns it as a PHC string: $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>
 // (unpadded standard base64, as the reference implementation writes it).
 func Hash(secret string, p Params) (string, error) {
-	if err := p.validate(); err != nil {
+	if err := p.validateNew(); err != nil {
 		return "", apperr.Wrap(err, apperr.InvalidInput, "argon2id parameters are out of range")
 	}
 	salt := make([]byte, p.SaltLen)
@@ -85,10 +101,31 @@ func ParamsOf(phc string) (Params, error) {
 	return p, nil
 }
 
+// validateNew checks parameters for a new hash: within the bounds, and
+// never below OWASP's minimum.
+func (p Params) validateNew() error {
+	if err := p.validate(); err != nil {
+		return err
+	}
+	if weakAllowed.Load() {
+		return nil
+	}
+	switch {
+	case p.MemoryKiB < MinMemoryKiB:
+		return fmt.Errorf("memory %d KiB is below the minimum %d", p.MemoryKiB, MinMemoryKiB)
+	case p.Iterations < MinIterations:
+		return fmt.Errorf("iterations %d is below the minimum %d", p.Iterations, MinIterations)
+	}
+	return nil
+}
+
+// validate checks what argon2id itself and the upper bounds need. Stored
+// hashes are held to this only: a key hashed before the minimum was
+// enforced keeps working (rotate it to rehash it).
 func (p Params) validate() error {
 	switch {
-	case p.Parallelism < 1 || p.Parallelism > MaxParallelism:
-		return fmt.Errorf("parallelism %d not in [1, %d]", p.Parallelism, MaxParallelism)
+	case p.Parallelism < MinParallelism || p.Parallelism > MaxParallelism:
+		return fmt.Errorf("parallelism %d not in [%d, %d]", p.Parallelism, MinParallelism, MaxParallelism)
 	case p.MemoryKiB < 8*uint32(p.Parallelism) || p.MemoryKiB > MaxMemoryKiB:
 		return fmt.Errorf("memory %d KiB not in [8*p, %d]", p.MemoryKiB, MaxMemoryKiB)
 	case p.Iterations < 1 || p.Iterations > MaxIterations:

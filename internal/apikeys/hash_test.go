@@ -88,6 +88,32 @@ func TestHashRefusesAbsurdParams(t *testing.T) {
 	}
 }
 
+// TestMinimumParams: outside test binaries no new hash is made below
+// OWASP's minimum (m=19456 KiB, t=2, p=1), whatever the caller asks; a key
+// hashed earlier with less still verifies.
+func TestMinimumParams(t *testing.T) { // not parallel: it changes what this binary allows
+	weak, err := apikeys.Hash("s3cret", cheap)
+	require.NoError(t, err)
+	apikeys.RequireMinimum(t)
+	for name, p := range map[string]apikeys.Params{
+		"Cheap":         cheap,
+		"MemoryBelow":   {MemoryKiB: apikeys.MinMemoryKiB - 1, Iterations: 2, Parallelism: 1, SaltLen: 16, KeyLen: 32},
+		"OneIteration":  {MemoryKiB: apikeys.MinMemoryKiB, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32},
+		"NoParallelism": {MemoryKiB: apikeys.MinMemoryKiB, Iterations: 2, Parallelism: 0, SaltLen: 16, KeyLen: 32},
+	} {
+		_, err := apikeys.Hash("x", p)
+		require.Equal(t, apperr.InvalidInput, apperr.CodeOf(err), name)
+		_, err = apikeys.NewRepo(nil, apikeys.Options{Params: p})
+		require.Equal(t, apperr.InvalidInput, apperr.CodeOf(err), name)
+	}
+	require.Equal(t, apikeys.Params{MemoryKiB: 19456, Iterations: 2, Parallelism: 1, SaltLen: 16, KeyLen: 32}, apikeys.DefaultParams)
+	_, err = apikeys.NewRepo(nil, apikeys.Options{Params: apikeys.DefaultParams})
+	require.NoError(t, err)
+	ok, err := apikeys.Verify("s3cret", weak)
+	require.NoError(t, err)
+	require.True(t, ok, "a stored hash made with less still verifies")
+}
+
 func TestVerifyTamperedHash(t *testing.T) {
 	t.Parallel()
 	phc, err := apikeys.Hash("s3cret", cheap)

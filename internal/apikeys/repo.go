@@ -90,7 +90,7 @@ func NewRepo(db database.DB, opts Options) (*Repo, error) {
 	if opts.Params == (Params{}) {
 		opts.Params = DefaultParams
 	}
-	if err := opts.Params.validate(); err != nil {
+	if err := opts.Params.validateNew(); err != nil {
 		return nil, apperr.Wrap(err, apperr.InvalidInput, "argon2id parameters are out of range")
 	}
 	if opts.MaxConcurrentVerifications <= 0 {
@@ -218,6 +218,20 @@ func (r *Repo) List(ctx context.Context, ownerID *uuid.UUID) ([]Key, error) {
 	keys := make([]Key, len(rows))
 	for i, row := range rows {
 		keys[i] = fromRow(row)
+	}
+	return keys, nil
+}
+
+// ListWithoutOwner returns the keys that have no owner (service keys),
+// newest first, revoked and expired ones included.
+func (r *Repo) ListWithoutOwner(ctx context.Context) ([]Key, error) {
+	rs, err := r.q.ListAPIKeysWithoutOwner(ctx)
+	if err != nil {
+		return nil, apperr.FromDB(err, what)
+	}
+	keys := make([]Key, len(rs))
+	for i, row := range rs {
+		keys[i] = fromRow(keyRow(row))
 	}
 	return keys, nil
 }

@@ -263,6 +263,10 @@ func TestList(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []uuid.UUID{s1.ID, o1.ID, a2.ID, a1.ID}, ids(all))
 
+	service, err := b.repo.ListWithoutOwner(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []uuid.UUID{s1.ID}, ids(service))
+
 	none, err := b.repo.List(ctx, ptr(uuid.New()))
 	require.NoError(t, err)
 	require.NotNil(t, none)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/clipper/clipper/internal/apikeys"
 )
 
 // Config is every setting, with defaults applied and values validated.
@@ -60,27 +62,27 @@ type Var struct {
 
 // Vars lists every variable the project reads, in .env.example order.
 var Vars = []Var{
-	{"DATABASE_URL", "", "PostgreSQL URL. Unset in `clipper dev`: a throwaway local cluster is started.", true},
+	{"DATABASE_URL", "", "PostgreSQL URL, for every command. Unset in `clipper dev`: a throwaway local cluster is started.", true},
 	{"CLIPPER_ADDR", "127.0.0.1:8080", "Address the daemon listens on.", false},
 	{"CLIPPER_PUBLIC_URL", "http://<CLIPPER_ADDR>", "Base URL clients reach the daemon at (signed URLs of the local storage backend).", false},
 	{"CLIPPER_LOG_LEVEL", "info", "debug, info, warn or error.", false},
 	{"CLIPPER_LOG_FORMAT", "text", "text or json.", false},
 	{"CLIPPER_DB_MAX_CONNS", "20", "Connection pool size.", false},
 	{"CLIPPER_ARGON2_MEMORY_KIB", "19456", "argon2id memory per key hash (OWASP minimum 19456).", false},
-	{"CLIPPER_ARGON2_ITERATIONS", "2", "argon2id iterations.", false},
+	{"CLIPPER_ARGON2_ITERATIONS", "2", "argon2id iterations (OWASP minimum 2).", false},
 	{"CLIPPER_ARGON2_PARALLELISM", "1", "argon2id lanes.", false},
 	{"CLIPPER_KEY_CACHE_TTL", "5m", "How long a verified key stays cached (revocation is pushed at once regardless).", false},
 	{"CLIPPER_RATE_LIMIT_PER_MINUTE", "600", "Requests per minute for keys without their own limit.", false},
 	{"CLIPPER_LAST_USED_FLUSH_INTERVAL", "30s", "How often api_keys.last_used_at is written (batched).", false},
 	{"CLIPPER_STORAGE_BACKEND", "local", "local (files served by the daemon) or supabase (Supabase Storage).", false},
 	{"CLIPPER_STORAGE_DIR", ".dev/storage", "Folder of the local storage backend.", false},
-	{"CLIPPER_STORAGE_SIGNING_SECRET", "(random per start)", "HMAC secret for local signed URLs; set it so URLs survive restarts and work across replicas.", true},
+	{"CLIPPER_STORAGE_SIGNING_SECRET", "(random per start)", "HMAC secret for local signed URLs, at least 32 bytes; set it so URLs survive restarts and work across replicas.", true},
 	{"SUPABASE_URL", "", "Project URL, e.g. https://<ref>.supabase.co (supabase backend).", false},
 	{"SUPABASE_SERVICE_ROLE_KEY", "", "Secret key sb_secret_... or legacy service_role key (supabase backend). Never sent to clients.", true},
 	{"CLIPPER_SIGNED_URL_TTL", "60s", "Default lifetime of a signed URL.", false},
 	{"CLIPPER_SIGNED_URL_MAX_TTL", "1h", "Longest lifetime a caller may ask for.", false},
-	{"CLIPPER_WEBHOOK_SECRET", "", "Secret expected as `Authorization: Bearer <secret>` on database webhooks; unset disables /webhooks/supabase.", true},
-	{"CLIPPER_WEBHOOK_SIGNING_SECRET", "", "Standard Webhooks secret (whsec_...); when set, signatures are required too.", true},
+	{"CLIPPER_WEBHOOK_SECRET", "", "Secret expected as `Authorization: Bearer <secret>` on database webhooks, at least 32 bytes (openssl rand -base64 32); unset disables /webhooks/supabase.", true},
+	{"CLIPPER_WEBHOOK_SIGNING_SECRET", "", "Standard Webhooks secret (whsec_<base64 of at least 32 bytes>); when set, signatures are required too.", true},
 	{"CLIPPER_JOB_RETENTION", "168h", "How long finished jobs are kept (sets expires_at).", false},
 	{"CLIPPER_HEARTBEAT_TIMEOUT", "2m", "A processing job with an older heartbeat is requeued or failed.", false},
 	{"CLIPPER_CLEANUP_INTERVAL", "5m", "How often the daemon deletes expired jobs and reaps stale ones (0 disables).", false},
@@ -99,9 +101,9 @@ func Load() (Config, error) {
 		LogLevel:               r.oneOf("CLIPPER_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:              r.oneOf("CLIPPER_LOG_FORMAT", "text", "text", "json"),
 		DBMaxConns:             int32(r.intIn("CLIPPER_DB_MAX_CONNS", 20, 1, 1000)),
-		Argon2MemoryKiB:        uint32(r.intIn("CLIPPER_ARGON2_MEMORY_KIB", 19456, 8, 1<<20)),
-		Argon2Iterations:       uint32(r.intIn("CLIPPER_ARGON2_ITERATIONS", 2, 1, 100)),
-		Argon2Parallelism:      uint8(r.intIn("CLIPPER_ARGON2_PARALLELISM", 1, 1, 64)),
+		Argon2MemoryKiB:        uint32(r.intIn("CLIPPER_ARGON2_MEMORY_KIB", int(apikeys.DefaultParams.MemoryKiB), apikeys.MinMemoryKiB, apikeys.MaxMemoryKiB)),
+		Argon2Iterations:       uint32(r.intIn("CLIPPER_ARGON2_ITERATIONS", int(apikeys.DefaultParams.Iterations), apikeys.MinIterations, apikeys.MaxIterations)),
+		Argon2Parallelism:      uint8(r.intIn("CLIPPER_ARGON2_PARALLELISM", int(apikeys.DefaultParams.Parallelism), apikeys.MinParallelism, apikeys.MaxParallelism)),
 		KeyCacheTTL:            r.duration("CLIPPER_KEY_CACHE_TTL", 5*time.Minute, time.Second, 24*time.Hour),
 		DefaultRateLimit:       r.intIn("CLIPPER_RATE_LIMIT_PER_MINUTE", 600, 1, 1000000),
 		LastUsedFlushInterval:  r.duration("CLIPPER_LAST_USED_FLUSH_INTERVAL", 30*time.Second, 100*time.Millisecond, time.Hour),
@@ -137,6 +139,7 @@ func Load() (Config, error) {
 	if s := c.WebhookSigningSecret; s != "" && !strings.HasPrefix(strings.TrimPrefix(s, "v1,"), "whsec_") {
 		errs = append(errs, errors.New("CLIPPER_WEBHOOK_SIGNING_SECRET: must start with whsec_"))
 	}
+	errs = append(errs, checkSecretLengths(c)...)
 	return c, errors.Join(errs...)
 }
 

@@ -319,6 +319,58 @@ func (q *Queries) ListAPIKeysByOwner(ctx context.Context, ownerID uuid.UUID) ([]
 	return items, nil
 }
 
+const listAPIKeysWithoutOwner = `-- name: ListAPIKeysWithoutOwner :many
+select id, lookup_id, owner_id, name, scopes, rate_limit_per_minute, created_at,
+       last_used_at, expires_at, revoked_at, rotated_from
+from api_keys where owner_id is null order by created_at desc, id desc
+`
+
+type ListAPIKeysWithoutOwnerRow struct {
+	ID                 uuid.UUID     `json:"id"`
+	LookupID           string        `json:"lookup_id"`
+	OwnerID            uuid.NullUUID `json:"owner_id"`
+	Name               string        `json:"name"`
+	Scopes             []string      `json:"scopes"`
+	RateLimitPerMinute *int32        `json:"rate_limit_per_minute"`
+	CreatedAt          time.Time     `json:"created_at"`
+	LastUsedAt         *time.Time    `json:"last_used_at"`
+	ExpiresAt          *time.Time    `json:"expires_at"`
+	RevokedAt          *time.Time    `json:"revoked_at"`
+	RotatedFrom        uuid.NullUUID `json:"rotated_from"`
+}
+
+func (q *Queries) ListAPIKeysWithoutOwner(ctx context.Context) ([]ListAPIKeysWithoutOwnerRow, error) {
+	rows, err := q.db.Query(ctx, listAPIKeysWithoutOwner)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ListAPIKeysWithoutOwnerRow{}
+	for rows.Next() {
+		var i ListAPIKeysWithoutOwnerRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.LookupID,
+			&i.OwnerID,
+			&i.Name,
+			&i.Scopes,
+			&i.RateLimitPerMinute,
+			&i.CreatedAt,
+			&i.LastUsedAt,
+			&i.ExpiresAt,
+			&i.RevokedAt,
+			&i.RotatedFrom,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const lockAPIKeyForRotation = `-- name: LockAPIKeyForRotation :one
 select id, lookup_id, owner_id, name, scopes, rate_limit_per_minute, created_at,
        last_used_at, expires_at, revoked_at, rotated_from, now()::timestamptz as checked_at

@@ -48,6 +48,12 @@ Commands:
   revoke   stop a key now:   clipper keys revoke KEY_ID
 
 Scopes: ` + "jobs:read, jobs:write, worker, keys:admin, admin (admin implies all)." + `
+
+This command acts as the operator: whoever holds the database credentials
+already reaches every key, so none of the HTTP routes' limits apply (it
+makes the first admin key, keys without an owner, keys for any owner).
+Over HTTP a key grants only scopes it holds, a key with an owner manages
+only that owner's keys, and only an admin key crosses owners.
 Run 'clipper keys <command> --help' for a command's flags.
 `
 

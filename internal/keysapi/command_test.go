@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apikeys"
@@ -19,6 +20,7 @@ import (
 )
 
 type cliBundle struct {
+	tx   pgx.Tx
 	repo *apikeys.Repo
 }
 
@@ -27,7 +29,7 @@ func setupCLI(t *testing.T) cliBundle {
 	tx := pgtest.Tx(t)
 	repo, err := apikeys.NewRepo(tx, apikeys.Options{Params: cheap})
 	require.NoError(t, err)
-	return cliBundle{repo: repo}
+	return cliBundle{tx: tx, repo: repo}
 }
 
 // run runs `clipper keys args...` and returns stdout, stderr and the error.
@@ -123,6 +125,31 @@ func TestCommand(t *testing.T) {
 		var keys []apikeys.Key
 		require.NoError(t, json.Unmarshal([]byte(out), &keys))
 		require.GreaterOrEqual(t, len(keys), 2)
+	})
+
+	// The command is the operator's: the HTTP routes' limits do not apply
+	// (it makes admin keys, keys without an owner, keys for any owner, and
+	// rotates any of them), and its help says so.
+	t.Run("OperatorHasNoLimits", func(t *testing.T) {
+		t.Parallel()
+		b := setupCLI(t)
+		var owner string
+		require.NoError(t, b.tx.QueryRow(ctx, "insert into auth.users (id) values (gen_random_uuid()) returning id::text").Scan(&owner))
+		for _, args := range [][]string{
+			{"create", "--name", "root", "--scopes", "admin"},
+			{"create", "--name", "pool", "--scopes", "worker"},
+			{"create", "--name", "alice", "--scopes", "worker,keys:admin", "--owner", owner},
+		} {
+			out, _, err := b.run(t, args...)
+			require.NoError(t, err, args)
+			key, err := b.repo.Authenticate(ctx, strings.TrimSpace(out))
+			require.NoError(t, err)
+			_, _, err = b.run(t, "rotate", "--grace", "0", key.ID.String())
+			require.NoError(t, err, "rotate %s", key.Name)
+		}
+		_, help, err := b.run(t, "--help")
+		require.ErrorIs(t, err, flag.ErrHelp)
+		require.Contains(t, help, "This command acts as the operator")
 	})
 
 	t.Run("RotateNeedsAGrace", func(t *testing.T) {

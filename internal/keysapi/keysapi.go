@@ -4,7 +4,6 @@ package keysapi
 
 import (
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,14 +21,15 @@ const MaxGrace = 30 * 24 * time.Hour
 // Register adds the routes, all behind the keys:admin scope:
 //
 //	POST /v1/keys               create; the response holds the key's plaintext, once
-//	GET  /v1/keys               list (?owner_id=<uuid> for one owner's keys)
+//	GET  /v1/keys               list the keys the caller manages (admin: ?owner_id=<uuid> for one owner's)
 //	GET  /v1/keys/:id           one key
 //	POST /v1/keys/:id/rotate    {"grace_seconds": N}; the new key's plaintext, once
 //	POST /v1/keys/:id/revoke    stop the key at once
 //
-// No response holds a hash. A key without the admin scope can neither
-// grant admin nor rotate or revoke an admin key, so keys:admin cannot be
-// turned into admin.
+// No response holds a hash. What a caller may do to other keys is in
+// authority (policy.go): it grants only scopes it holds, an owner-bound
+// key manages only its owner's keys, and only admin crosses owners, so
+// keys:admin cannot be turned into more than it holds.
 func Register(e *echo.Echo, a *auth.Authenticator, keys *apikeys.Repo) {
 	h := handlers{auth: a, keys: keys}
 	g := e.Group("/v1/keys", a.Require(apikeys.ScopeKeysAdmin))
@@ -72,13 +72,19 @@ func (h handlers) create(c echo.Context) error {
 	if len(req.Scopes) == 0 {
 		return apperr.New(apperr.InvalidInput, "scopes must name at least one scope")
 	}
-	if slices.Contains(req.Scopes, apikeys.ScopeAdmin) {
-		if err := requireAdmin(c, "grant the admin scope"); err != nil {
-			return err
-		}
+	a, err := caller(c)
+	if err != nil {
+		return err
+	}
+	if err := a.grant(req.Scopes, "create"); err != nil {
+		return err
+	}
+	owner, err := a.createOwner(req.OwnerID)
+	if err != nil {
+		return err
 	}
 	key, token, err := h.keys.Create(c.Request().Context(), apikeys.CreateParams{
-		OwnerID:            req.OwnerID,
+		OwnerID:            owner,
 		Name:               req.Name,
 		Scopes:             req.Scopes,
 		RateLimitPerMinute: req.RateLimitPerMinute,
@@ -99,7 +105,25 @@ func (h handlers) list(c echo.Context) error {
 		}
 		owner = &id
 	}
-	keys, err := h.keys.List(c.Request().Context(), owner)
+	a, err := caller(c)
+	if err != nil {
+		return err
+	}
+	var keys []apikeys.Key
+	ctx := c.Request().Context()
+	switch {
+	case a.admin():
+		keys, err = h.keys.List(ctx, owner)
+	case owner != nil:
+		if err := a.reach(owner); err != nil {
+			return err
+		}
+		keys, err = h.keys.List(ctx, owner)
+	case a.key.OwnerID != nil:
+		keys, err = h.keys.List(ctx, a.key.OwnerID)
+	default:
+		keys, err = h.keys.ListWithoutOwner(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -107,8 +131,15 @@ func (h handlers) list(c echo.Context) error {
 }
 
 func (h handlers) get(c echo.Context) error {
+	a, err := caller(c)
+	if err != nil {
+		return err
+	}
 	key, err := h.target(c)
 	if err != nil {
+		return err
+	}
+	if err := a.reach(key.OwnerID); err != nil {
 		return err
 	}
 	return httpapi.OK(c, http.StatusOK, map[string]any{"key": key})
@@ -131,14 +162,16 @@ func (h handlers) rotate(c echo.Context) error {
 	if *req.GraceSeconds < 0 || *req.GraceSeconds > int64(MaxGrace/time.Second) {
 		return apperr.New(apperr.InvalidInput, "grace_seconds must be between 0 and %d", int64(MaxGrace/time.Second))
 	}
+	a, err := caller(c)
+	if err != nil {
+		return err
+	}
 	old, err := h.target(c)
 	if err != nil {
 		return err
 	}
-	if old.HasScope(apikeys.ScopeAdmin) {
-		if err := requireAdmin(c, "rotate an admin key"); err != nil {
-			return err
-		}
+	if err := a.rotate(old); err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	key, token, err := h.keys.Rotate(ctx, old.ID, time.Duration(*req.GraceSeconds)*time.Second)
@@ -153,14 +186,16 @@ func (h handlers) rotate(c echo.Context) error {
 }
 
 func (h handlers) revoke(c echo.Context) error {
+	a, err := caller(c)
+	if err != nil {
+		return err
+	}
 	old, err := h.target(c)
 	if err != nil {
 		return err
 	}
-	if old.HasScope(apikeys.ScopeAdmin) {
-		if err := requireAdmin(c, "revoke an admin key"); err != nil {
-			return err
-		}
+	if err := a.revoke(old); err != nil {
+		return err
 	}
 	key, err := h.keys.Revoke(c.Request().Context(), old.ID)
 	if err != nil {
@@ -179,9 +214,12 @@ func (h handlers) target(c echo.Context) (apikeys.Key, error) {
 	return h.keys.Get(c.Request().Context(), id)
 }
 
-func requireAdmin(c echo.Context, action string) error {
-	if caller, ok := auth.KeyFrom(c); ok && caller.HasScope(apikeys.ScopeAdmin) {
-		return nil
+// caller returns the authority of the request's key. Every route is
+// behind Require, so a missing key is a wiring mistake.
+func caller(c echo.Context) (authority, error) {
+	key, ok := auth.KeyFrom(c)
+	if !ok {
+		return authority{}, apperr.New(apperr.Internal, "route has no API key check")
 	}
-	return apperr.New(apperr.Forbidden, "only a key with scope admin may %s", action)
+	return authority{key: key}, nil
 }

@@ -98,6 +98,7 @@ func (b *testBundle) record(what string, body []byte, issued string) {
 
 type keyJSON struct {
 	ID                 string   `json:"id"`
+	OwnerID            *string  `json:"owner_id"`
 	LookupID           string   `json:"lookup_id"`
 	Name               string   `json:"name"`
 	Scopes             []string `json:"scopes"`
@@ -332,10 +333,8 @@ func TestScopes(t *testing.T) {
 	b := setup(t, 1)
 	_, reader := b.create(t, map[string]any{"name": "reader", "scopes": []string{"jobs:read", "jobs:write", "worker"}})
 	keyAdmin, keyAdminToken := b.create(t, map[string]any{"name": "key admin", "scopes": []string{"keys:admin"}})
-	root, err := b.db.Query(context.Background(), "select id from api_keys where name = 'root'")
-	require.NoError(t, err)
-	rootID, err := pgx.CollectExactlyOneRow(root, pgx.RowTo[string])
-	require.NoError(t, err)
+	rootID := b.keyID(t, "root")
+	owner := b.user(t)
 
 	// A key without keys:admin cannot reach the admin routes.
 	for _, req := range []struct{ method, path string }{
@@ -348,18 +347,185 @@ func TestScopes(t *testing.T) {
 	// Nor can a request without a key.
 	requireError(t, b.do(t, 0, "GET", "/v1/keys", "", nil), http.StatusUnauthorized, "unauthorized", "missing api key")
 
-	// keys:admin manages keys, but cannot make or take over an admin key.
-	made := b.issue(t, 0, "POST", "/v1/keys", keyAdminToken, map[string]any{"name": "x", "scopes": []string{"worker"}})
-	requireError(t, b.do(t, 0, "POST", "/v1/keys", keyAdminToken, map[string]any{"name": "x", "scopes": []string{"admin"}}),
-		http.StatusForbidden, "forbidden", "only a key with scope admin may grant the admin scope")
+	// keys:admin alone grants nothing it does not hold: no worker key, no
+	// admin key, no key without an owner or for any owner; and it cannot
+	// take over an admin key.
+	for _, c := range []struct {
+		body map[string]any
+		msg  string
+	}{
+		{map[string]any{"name": "x", "scopes": []string{"worker"}}, "an api key may grant only scopes it holds itself; it lacks scope worker"},
+		{map[string]any{"name": "x", "scopes": []string{"jobs:read"}, "owner_id": owner}, "an api key may grant only scopes it holds itself; it lacks scope jobs:read"},
+		{map[string]any{"name": "x", "scopes": []string{"admin"}}, "only a key with scope admin may grant the admin scope"},
+		{map[string]any{"name": "x", "scopes": []string{"keys:admin"}}, "only a key with scope admin may create a key without an owner"},
+		{map[string]any{"name": "x", "scopes": []string{"keys:admin"}, "owner_id": owner}, "only a key with scope admin may create keys for another owner"},
+	} {
+		requireError(t, b.do(t, 0, "POST", "/v1/keys", keyAdminToken, c.body), http.StatusForbidden, "forbidden", c.msg)
+	}
 	requireError(t, b.do(t, 0, "POST", "/v1/keys/"+rootID+"/rotate", keyAdminToken, map[string]any{"grace_seconds": 60}),
 		http.StatusForbidden, "forbidden", "only a key with scope admin may rotate an admin key")
 	requireError(t, b.do(t, 0, "POST", "/v1/keys/"+rootID+"/revoke", keyAdminToken, nil),
 		http.StatusForbidden, "forbidden", "only a key with scope admin may revoke an admin key")
-	// admin may.
+	require.Equal(t, 3, b.count(t), "no key was made")
+	// admin may do all of it.
 	second := b.issue(t, 0, "POST", "/v1/keys", b.admin, map[string]any{"name": "second root", "scopes": []string{"admin"}})
+	worker := b.issue(t, 0, "POST", "/v1/keys", b.admin, map[string]any{"name": "w", "scopes": []string{"worker"}})
+	owned := b.issue(t, 0, "POST", "/v1/keys", b.admin, map[string]any{"name": "o", "scopes": []string{"keys:admin"}, "owner_id": owner})
+	require.Equal(t, owner, *owned.Data.Key.OwnerID)
 
-	b.requireNoLeaks(t, reader, keyAdminToken, made.Data.Token, second.Data.Token)
+	b.requireNoLeaks(t, reader, keyAdminToken, second.Data.Token, worker.Data.Token, owned.Data.Token)
+}
+
+// TestOwners: a key with an owner manages only its owner's keys and grants
+// only scopes it holds; a key without an owner (not admin) only sees and
+// revokes keys without an owner; only admin crosses owners. Every refusal
+// is 403 forbidden and hands out no plaintext.
+func TestOwners(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	alice, bob := b.user(t), b.user(t)
+	aAdmin, aAdminToken := b.create(t, map[string]any{"name": "alice keys", "scopes": []string{"keys:admin", "jobs:read"}, "owner_id": alice})
+	aReader, aReaderToken := b.create(t, map[string]any{"name": "alice reader", "scopes": []string{"jobs:read"}, "owner_id": alice})
+	aWorker, _ := b.create(t, map[string]any{"name": "alice worker", "scopes": []string{"worker"}, "owner_id": alice})
+	bobKey, bobToken := b.create(t, map[string]any{"name": "bob", "scopes": []string{"jobs:read"}, "owner_id": bob})
+	svc, _ := b.create(t, map[string]any{"name": "service", "scopes": []string{"jobs:read"}})
+	svcAdmin, svcAdminToken := b.create(t, map[string]any{"name": "service keys", "scopes": []string{"keys:admin"}})
+	rootID := b.keyID(t, "root")
+	const otherOwner = "an api key with an owner manages only its owner's keys"
+	const ownerless = "an api key without an owner manages only keys without an owner; only a key with scope admin crosses owners"
+
+	// Alice's keys:admin key makes keys for Alice only, with scopes it holds.
+	made := b.issue(t, 0, "POST", "/v1/keys", aAdminToken, map[string]any{"name": "alice reader 2", "scopes": []string{"jobs:read"}})
+	require.Equal(t, alice, *made.Data.Key.OwnerID, "the caller's owner by default")
+	made2 := b.issue(t, 0, "POST", "/v1/keys", aAdminToken, map[string]any{"name": "alice keys 2", "scopes": []string{"keys:admin"}, "owner_id": alice})
+	require.Equal(t, alice, *made2.Data.Key.OwnerID)
+	n := b.count(t)
+	for _, c := range []struct {
+		body map[string]any
+		msg  string
+	}{
+		{map[string]any{"name": "x", "scopes": []string{"worker"}}, "an api key may grant only scopes it holds itself; it lacks scope worker"},
+		{map[string]any{"name": "x", "scopes": []string{"jobs:read", "jobs:write"}}, "an api key may grant only scopes it holds itself; it lacks scope jobs:write"},
+		{map[string]any{"name": "x", "scopes": []string{"admin"}}, "only a key with scope admin may grant the admin scope"},
+		{map[string]any{"name": "x", "scopes": []string{"jobs:read"}, "owner_id": bob}, "only a key with scope admin may create keys for another owner"},
+	} {
+		requireError(t, b.do(t, 0, "POST", "/v1/keys", aAdminToken, c.body), http.StatusForbidden, "forbidden", c.msg)
+	}
+	require.Equal(t, n, b.count(t), "refused creates make no key")
+
+	// It lists and reads Alice's keys only.
+	require.ElementsMatch(t, []string{aAdmin.ID, aReader.ID, aWorker.ID, made.Data.Key.ID, made2.Data.Key.ID},
+		b.list(t, aAdminToken, ""))
+	requireError(t, b.do(t, 0, "GET", "/v1/keys?owner_id="+bob, aAdminToken, nil), http.StatusForbidden, "forbidden", otherOwner)
+	require.Equal(t, http.StatusOK, b.do(t, 0, "GET", "/v1/keys/"+aReader.ID, aAdminToken, nil).Status)
+	for _, id := range []string{bobKey.ID, svc.ID, rootID} {
+		requireError(t, b.do(t, 0, "GET", "/v1/keys/"+id, aAdminToken, nil), http.StatusForbidden, "forbidden", otherOwner)
+	}
+
+	// It cannot rotate (and so receive the plaintext of) another owner's
+	// key, a key without an owner, or a key with scopes it lacks.
+	for _, c := range []struct{ id, msg string }{
+		{bobKey.ID, otherOwner},
+		{svc.ID, otherOwner},
+		{rootID, otherOwner},
+		{aWorker.ID, "an api key may rotate only keys whose scopes it holds itself; it lacks scope worker"},
+	} {
+		r := b.do(t, 0, "POST", "/v1/keys/"+c.id+"/rotate", aAdminToken, map[string]any{"grace_seconds": 0})
+		requireError(t, r, http.StatusForbidden, "forbidden", c.msg)
+		require.NotContains(t, string(r.Body), apikeys.Prefix)
+	}
+	require.Equal(t, n, b.count(t), "refused rotations make no key")
+	rot := b.issue(t, 0, "POST", "/v1/keys/"+aReader.ID+"/rotate", aAdminToken, map[string]any{"grace_seconds": 0})
+	require.Equal(t, alice, *rot.Data.Key.OwnerID)
+
+	// It revokes Alice's keys (even one with more scopes), no one else's.
+	for _, id := range []string{bobKey.ID, svc.ID, rootID} {
+		requireError(t, b.do(t, 0, "POST", "/v1/keys/"+id+"/revoke", aAdminToken, nil), http.StatusForbidden, "forbidden", otherOwner)
+	}
+	require.Equal(t, http.StatusOK, b.do(t, 0, "POST", "/v1/keys/"+aWorker.ID+"/revoke", aAdminToken, nil).Status)
+	// Bob's key was left alone: it still works and was never rotated.
+	require.Equal(t, http.StatusOK, b.do(t, 0, "GET", "/v1/jobs", bobToken, nil).Status)
+	b.requireNotRevoked(t, bobKey.ID, svc.ID, rootID)
+
+	// A keys:admin key without an owner sees and revokes keys without an
+	// owner only, and makes none.
+	require.ElementsMatch(t, []string{rootID, svc.ID, svcAdmin.ID}, b.list(t, svcAdminToken, ""))
+	requireError(t, b.do(t, 0, "GET", "/v1/keys?owner_id="+alice, svcAdminToken, nil), http.StatusForbidden, "forbidden", ownerless)
+	requireError(t, b.do(t, 0, "GET", "/v1/keys/"+aReader.ID, svcAdminToken, nil), http.StatusForbidden, "forbidden", ownerless)
+	requireError(t, b.do(t, 0, "POST", "/v1/keys/"+aReader.ID+"/revoke", svcAdminToken, nil), http.StatusForbidden, "forbidden", ownerless)
+	requireError(t, b.do(t, 0, "POST", "/v1/keys/"+svcAdmin.ID+"/rotate", svcAdminToken, map[string]any{"grace_seconds": 60}),
+		http.StatusForbidden, "forbidden", "only a key with scope admin may rotate a key without an owner")
+	requireError(t, b.do(t, 0, "POST", "/v1/keys", svcAdminToken, map[string]any{"name": "x", "scopes": []string{"keys:admin"}, "owner_id": alice}),
+		http.StatusForbidden, "forbidden", "only a key with scope admin may create keys for another owner")
+	require.Equal(t, http.StatusOK, b.do(t, 0, "POST", "/v1/keys/"+svc.ID+"/revoke", svcAdminToken, nil).Status)
+
+	// admin crosses owners.
+	require.Len(t, b.list(t, b.admin, ""), b.count(t))
+	require.ElementsMatch(t, []string{bobKey.ID}, b.list(t, b.admin, bob))
+	bobRot := b.issue(t, 0, "POST", "/v1/keys/"+bobKey.ID+"/rotate", b.admin, map[string]any{"grace_seconds": 60})
+	require.Equal(t, bob, *bobRot.Data.Key.OwnerID)
+
+	b.requireNoLeaks(t, aAdminToken, aReaderToken, bobToken, svcAdminToken, made.Data.Token, made2.Data.Token,
+		rot.Data.Token, bobRot.Data.Token)
+}
+
+// user adds a user to auth.users and returns its id.
+func (b *testBundle) user(t *testing.T) string {
+	t.Helper()
+	var id string
+	require.NoError(t, b.db.QueryRow(context.Background(),
+		"insert into auth.users (id) values (gen_random_uuid()) returning id::text").Scan(&id))
+	return id
+}
+
+// keyID returns the id of the key named name.
+func (b *testBundle) keyID(t *testing.T, name string) string {
+	t.Helper()
+	var id string
+	require.NoError(t, b.db.QueryRow(context.Background(), "select id::text from api_keys where name = $1", name).Scan(&id))
+	return id
+}
+
+// count returns the number of keys in the database.
+func (b *testBundle) count(t *testing.T) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.db.QueryRow(context.Background(), "select count(*) from api_keys").Scan(&n))
+	return n
+}
+
+// list returns the ids GET /v1/keys shows to key (for owner, if not "").
+func (b *testBundle) list(t *testing.T, key, owner string) []string {
+	t.Helper()
+	path := "/v1/keys"
+	if owner != "" {
+		path += "?owner_id=" + owner
+	}
+	r := b.do(t, 0, "GET", path, key, nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+	var out struct {
+		Data struct {
+			Keys []keyJSON `json:"keys"`
+		} `json:"data"`
+	}
+	r.JSON(t, &out)
+	ids := []string{}
+	for _, k := range out.Data.Keys {
+		ids = append(ids, k.ID)
+	}
+	return ids
+}
+
+// requireNotRevoked checks that none of ids is revoked, expired or rotated.
+func (b *testBundle) requireNotRevoked(t *testing.T, ids ...string) {
+	t.Helper()
+	var n int
+	require.NoError(t, b.db.QueryRow(context.Background(), `select count(*) from api_keys
+		where id = any($1::uuid[]) and revoked_at is null and expires_at is null`, ids).Scan(&n))
+	require.Equal(t, len(ids), n)
+	require.NoError(t, b.db.QueryRow(context.Background(),
+		"select count(*) from api_keys where rotated_from = any($1::uuid[])", ids).Scan(&n))
+	require.Zero(t, n)
 }
 
 func TestValidation(t *testing.T) {

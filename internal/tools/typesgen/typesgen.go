@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -216,9 +217,26 @@ func Generate(ctx context.Context, dsn, dir string) (map[string][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("typesgen: drizzle-kit pull wrote no %s: %w", name, err)
 		}
+		if name == "schema.ts" {
+			b = dropOpclasses(b)
+		}
 		out["drizzle/"+name] = finish(b)
 	}
 	return out, nil
+}
+
+// opclassCall matches drizzle-kit's `.op("...")` on an index column.
+var opclassCall = regexp.MustCompile(`\.op\("[A-Za-z0-9_]+"\)`)
+
+// dropOpclasses removes the operator classes drizzle-kit writes on index
+// columns. drizzle-kit 0.31.11 reads them with a join on
+// `opc.oid = ANY(i.indclass)` under `DISTINCT ON (table, index, column)`
+// and no ORDER BY, so each column gets the class of an arbitrary column of
+// its index (status with timestamptz_ops), and which one changes from run
+// to run. Every index here uses its columns' default classes, which is
+// what drizzle assumes when none is given.
+func dropOpclasses(b []byte) []byte {
+	return opclassCall.ReplaceAll(b, nil)
 }
 
 // finish puts the header on a generated file and ends it with exactly one

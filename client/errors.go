@@ -62,6 +62,10 @@ type Error struct {
 	// PostgREST is PostgREST's own error body, for errors of the User
 	// client ({code, message, details, hint}); nil otherwise.
 	PostgREST *PostgRESTError
+	// Transfer is true for errors of a transfer to or from a signed URL
+	// (Client.Download, Client.Upload, User.UploadSource): their not_found
+	// is a missing object, never a lost job.
+	Transfer bool
 	// Err is the underlying cause (a network error), if any.
 	Err error
 }
@@ -117,8 +121,11 @@ func CodeOf(err error) Code {
 // another worker, finished, or deleted (invalid_transition or not_found).
 // The worker should stop working on it and drop it; retrying cannot help.
 func IsJobLost(err error) bool {
-	c := CodeOf(err)
-	return c == CodeInvalidTransition || c == CodeNotFound
+	var e *Error
+	if !errors.As(err, &e) || e.Transfer {
+		return false
+	}
+	return e.Code == CodeInvalidTransition || e.Code == CodeNotFound
 }
 
 // codeForStatus is the code of an answer without a readable code.

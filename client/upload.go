@@ -98,7 +98,7 @@ func (u *User) UploadSource(ctx context.Context, name, contentType string, r io.
 			status = resp.StatusCode
 			e = storageError(resp)
 		}
-		e.Attempts = attempt
+		e.Attempts, e.Transfer = attempt, true
 		s := once
 		if canRewind {
 			s = idempotent

@@ -174,7 +174,7 @@ func (c *Client) Download(ctx context.Context, signedURL string) (*Download, err
 			status = resp.StatusCode
 			e = storageError(resp)
 		}
-		e.Attempts = attempt
+		e.Attempts, e.Transfer = attempt, true
 		if attempt >= c.retry.MaxAttempts || !retryable(idempotent, status, err) {
 			return nil, e
 		}
@@ -275,7 +275,7 @@ func (c *Client) Upload(ctx context.Context, signedURL, contentType string, r io
 			status = resp.StatusCode
 			e = storageError(resp)
 		}
-		e.Attempts = attempt
+		e.Attempts, e.Transfer = attempt, true
 		s := once
 		if canRewind {
 			s = idempotent

@@ -402,4 +402,3 @@ func describe(in, out string, params json.RawMessage) (string, error) {
 	p := filepath.Join(filepath.Dir(out), "info.json")
 	return p, os.WriteFile(p, b, 0o600)
 }
-

@@ -287,4 +287,3 @@ func ExampleUser_UploadSource() {
 	// holiday.mp4
 	// upload queued {"end": 8, "start": 3}
 }
-

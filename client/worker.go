@@ -167,7 +167,7 @@ func (c *Client) Download(ctx context.Context, signedURL string) (*Download, err
 			if ctx.Err() != nil {
 				return nil, ctxErr(ctx)
 			}
-			e = &Error{Code: CodeUnavailable, Message: "storage could not be reached", Err: err}
+			e = &Error{Code: CodeUnavailable, Message: "the server could not be reached", Err: err}
 		case resp.StatusCode == http.StatusOK:
 			return &Download{ReadCloser: resp.Body, ContentType: resp.Header.Get("Content-Type"), Size: resp.ContentLength}, nil
 		default:
@@ -265,7 +265,7 @@ func (c *Client) Upload(ctx context.Context, signedURL, contentType string, r io
 			if ctx.Err() != nil {
 				return ctxErr(ctx)
 			}
-			e = &Error{Code: CodeUnavailable, Message: "storage could not be reached", Err: err}
+			e = &Error{Code: CodeUnavailable, Message: "the server could not be reached", Err: err}
 		} else {
 			if resp.StatusCode < 300 {
 				io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))

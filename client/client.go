@@ -100,21 +100,16 @@ func (cl *Client) do(ctx context.Context, c call, out any) (result, error) {
 		}
 		body = b
 	}
-	u := *cl.base
-	u.Path += c.path
-	u.RawPath = ""
-	if strings.Contains(c.path, "%") {
-		u.RawPath = cl.base.EscapedPath() + c.path
-	}
+	target := cl.base.String() + c.path
 	if len(c.query) > 0 {
-		u.RawQuery = c.query.Encode()
+		target += "?" + c.query.Encode()
 	}
 	var last error
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return result{}, ctxErr(ctx)
 		}
-		req, err := http.NewRequestWithContext(ctx, c.method, u.String(), bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, c.method, target, bytes.NewReader(body))
 		if err != nil {
 			return result{}, &Error{Code: CodeInvalidInput, Message: "cannot build the request", Err: err}
 		}

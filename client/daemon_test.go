@@ -15,6 +15,7 @@ import (
 
 	"github.com/clipper/clipper/client"
 	"github.com/clipper/clipper/internal/apikeys"
+	"github.com/clipper/clipper/internal/config"
 	"github.com/clipper/clipper/internal/daemon/daemontest"
 )
 
@@ -377,4 +378,57 @@ func TestStreamRefused(t *testing.T) {
 	require.ErrorIs(t, err, client.ErrUnauthorized)
 	require.False(t, strings.Contains(err.Error(), "clp_nope"), "errors never hold the key")
 	require.False(t, errors.Is(err, client.ErrNotFound))
+}
+
+// TestTransferRetries: uploads to and downloads from signed URLs are
+// retried on 503 when the body can be sent again (an io.Seeker), sent once
+// otherwise; a missing object is not a lost job.
+func TestTransferRetries(t *testing.T) {
+	t.Parallel()
+	proxyAddr := freeAddr(t)
+	e := newEnv(t, func(c *config.Config) { c.PublicURL = "http://" + proxyAddr })
+	f := newFaultsOn(t, e.url, proxyAddr)
+	ctx := context.Background()
+	owner := e.newUser(t)
+	api := newClient(t, f.url, e.key(t, &owner, apikeys.ScopeJobsRead, apikeys.ScopeJobsWrite))
+	w := newClient(t, f.url, e.key(t, nil, apikeys.ScopeWorker)).Worker("w-transfer")
+	_, err := api.CreateJob(ctx, client.NewJob{SourceURL: videoURL})
+	require.NoError(t, err)
+	jobs, err := w.Claim(ctx, 1)
+	require.NoError(t, err)
+	id := jobs[0].ID
+
+	storage503 := rule{status: http.StatusServiceUnavailable, n: 2,
+		body: `{"ok":false,"code":"unavailable","message":"storage unavailable"}`}
+	storage503.match = "/clip.bin"
+	f.add(storage503)
+	data := bytes.Repeat([]byte{7}, 70000)
+	up, err := w.UploadResult(ctx, id, "clip.bin", "application/octet-stream", bytes.NewReader(data))
+	require.NoError(t, err, "a seekable body is rewound and sent again")
+	require.Equal(t, 1, f.count("/clip.bin"))
+
+	f.add(func() rule { r := storage503; r.match, r.n = "/plain.bin", 1; return r }())
+	_, err = w.UploadResult(ctx, id, "plain.bin", "", io.MultiReader(bytes.NewReader(data)))
+	require.ErrorIs(t, err, client.ErrUnavailable, "a plain reader is sent once")
+	var ce *client.Error
+	require.ErrorAs(t, err, &ce)
+	require.True(t, ce.Transfer)
+	require.Equal(t, 1, ce.Attempts)
+
+	_, err = w.Complete(ctx, id, []string{up.Path})
+	require.NoError(t, err)
+	res, err := api.Results(ctx, id, 0)
+	require.NoError(t, err)
+	f.add(func() rule { r := storage503; r.match, r.n = "/clip.bin", 2; return r }())
+	dl, err := api.Download(ctx, res.Results[0].URL)
+	require.NoError(t, err)
+	got, err := io.ReadAll(dl)
+	dl.Close()
+	require.NoError(t, err)
+	require.Equal(t, data, got)
+
+	gone := strings.Replace(res.Results[0].URL, "/clip.bin", "/nope.bin", 1)
+	_, err = api.Download(ctx, gone)
+	require.Error(t, err)
+	require.False(t, client.IsJobLost(err), "a refused or missing object is not a lost job")
 }

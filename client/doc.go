@@ -47,7 +47,9 @@
 // connection lost mid-call. Creates are safe to repeat because CreateJob
 // always sends an Idempotency-Key (its own, when the caller gives none).
 // Claim and Fail are never repeated after a lost answer. A caller's own
-// context ending is returned as the context's error.
+// context ending is returned as context.Cause(ctx): context.Canceled or
+// DeadlineExceeded, or, for work under a Hold's context, the lost-job
+// error.
 //
 // # Event streams
 //

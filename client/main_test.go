@@ -135,6 +135,13 @@ type rule struct {
 
 func newFaults(t testing.TB, upstream string) *faults {
 	t.Helper()
+	return newFaultsOn(t, upstream, "127.0.0.1:0")
+}
+
+// newFaultsOn listens on addr, e.g. the daemon's CLIPPER_PUBLIC_URL, so
+// that signed URLs lead through the proxy too.
+func newFaultsOn(t testing.TB, upstream, addr string) *faults {
+	t.Helper()
 	f := &faults{reached: map[string]int{}}
 	u, err := url.Parse(upstream)
 	require.NoError(t, err)
@@ -149,7 +156,7 @@ func newFaults(t testing.TB, upstream string) *faults {
 			w.WriteHeader(http.StatusBadGateway)
 		},
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", addr)
 	require.NoError(t, err)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.Method + " " + r.URL.Path

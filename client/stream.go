@@ -16,9 +16,9 @@ import (
 type StreamOptions struct {
 	// After starts the stream after this event id (0: from the first).
 	After int64
-	// ReconnectFor is how long Stream keeps trying to reconnect without
-	// getting a connection before it gives up (default 2 min). Every
-	// successful connection starts the budget again.
+	// ReconnectFor is how long Stream keeps trying to reconnect before it
+	// gives up (default 2 min). A connection that delivers events or stays
+	// open for 10 s starts the budget again.
 	ReconnectFor time.Duration
 }
 
@@ -55,12 +55,18 @@ func (c *Client) Stream(ctx context.Context, id string, opts StreamOptions) iter
 			}
 			s, err := c.openStream(ctx, id, last)
 			if err == nil {
-				failures, failingSince = 0, time.Time{}
+				opened, before := time.Now(), last
 				var done, stop bool
 				last, done, stop, minDelay = s.run(last, minDelay, yield)
 				s.body.Close()
 				if done || stop {
 					return
+				}
+				// A connection that delivered events, or lived a while,
+				// starts the reconnect budget again; one that keeps closing
+				// at once does not, so a flapping server ends the stream.
+				if last > before || time.Since(opened) > 10*time.Second {
+					failures, failingSince = 0, time.Time{}
 				}
 				err = &Error{Code: CodeUnavailable, Message: "event stream ended early"}
 			}

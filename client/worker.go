@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -437,4 +438,4 @@ func (h *Hold) Stop() {
 	})
 }
 
-var errStopped = &Error{Code: CodeInternal, Message: "hold stopped"}
+var errStopped = errors.New("client: the hold was stopped")

@@ -432,3 +432,46 @@ func TestTransferRetries(t *testing.T) {
 	require.Error(t, err)
 	require.False(t, client.IsJobLost(err), "a refused or missing object is not a lost job")
 }
+
+// TestKeysAdmin: a keys:admin key makes, lists, rotates and revokes keys;
+// the tokens it gets work, and a revoked one stops at once.
+func TestKeysAdmin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	admin := newClient(t, e.url, e.key(t, nil, apikeys.ScopeKeysAdmin))
+	owner := e.newUser(t).String()
+
+	issued, err := admin.CreateKey(ctx, client.NewAPIKey{Name: "reader", Scopes: []string{"jobs:read"}, OwnerID: &owner})
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(issued.Token, "clp_"+issued.Key.LookupID+"_"))
+	reader := newClient(t, e.url, issued.Token)
+	_, err = reader.JobsPage(ctx, client.ListOptions{})
+	require.NoError(t, err)
+	_, err = reader.CreateJob(ctx, client.NewJob{SourceURL: videoURL})
+	require.ErrorIs(t, err, client.ErrForbidden)
+
+	keys, err := admin.Keys(ctx, owner)
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	require.Equal(t, issued.Key.ID, keys[0].ID)
+
+	rot, err := admin.RotateKey(ctx, issued.Key.ID, 0)
+	require.NoError(t, err)
+	require.Equal(t, issued.Key.ID, *rot.Key.RotatedFrom)
+	require.Equal(t, issued.Key.ID, rot.Previous.ID)
+	_, err = newClient(t, e.url, rot.Token).JobsPage(ctx, client.ListOptions{})
+	require.NoError(t, err)
+
+	revoked, err := admin.RevokeKey(ctx, rot.Key.ID)
+	require.NoError(t, err)
+	require.NotNil(t, revoked.RevokedAt)
+	again, err := admin.RevokeKey(ctx, rot.Key.ID)
+	require.NoError(t, err)
+	require.Equal(t, revoked.RevokedAt, again.RevokedAt)
+	_, err = newClient(t, e.url, rot.Token).JobsPage(ctx, client.ListOptions{})
+	require.ErrorIs(t, err, client.ErrUnauthorized)
+	got, err := admin.Key(ctx, rot.Key.ID)
+	require.NoError(t, err)
+	require.NotNil(t, got.RevokedAt)
+}

@@ -4,7 +4,8 @@
 //   - Client, with an API key, calls the daemon's jobs API: CreateJob
 //     (always idempotent), Job, Jobs and JobsPage (newest first, keyset
 //     pages), CancelJob, Events and EventsPage, Stream (live events that
-//     survive reconnects), Results (signed download URLs) and Download.
+//     survive reconnects), Results (signed download URLs) and Download;
+//     with a keys:admin key, CreateKey, Keys, Key, RotateKey and RevokeKey.
 //   - Worker, from Client.Worker and a key with the worker scope, runs the
 //     worker contract: Claim (a batch), Hold (heartbeats in the
 //     background), Progress, Event, DownloadSource, UploadURLs and

@@ -280,6 +280,7 @@ func (p *pgrstEmulator) rest(w http.ResponseWriter, r *http.Request, table strin
 		pgrstErr(w, 401, "PGRST301", err.Error(), "", "")
 		return
 	}
+	// PostgREST's App.hs: authed is "the JWT's role is not the anon role".
 	authed := role != "anon"
 	q, err := parseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -352,7 +353,11 @@ func (p *pgrstEmulator) rest(w http.ResponseWriter, r *http.Request, table strin
 		append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...).Scan(&out, &n)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		pgrstErr(w, pgStatus(pgErr.Code, authed), pgErr.Code, pgErr.Message, pgErr.Detail, pgErr.Hint)
+		st := pgStatus(pgErr.Code, authed)
+		if st == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", "Bearer") // Error.hs: headers of a 401 PgError
+		}
+		pgrstErr(w, st, pgErr.Code, pgErr.Message, pgErr.Detail, pgErr.Hint)
 		return
 	}
 	if err != nil {

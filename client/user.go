@@ -325,6 +325,9 @@ func (u *User) JobsPage(ctx context.Context, o UserListOptions) (UserPage, error
 			f = f.In("status", statuses)
 		}
 		if a := o.After; a != nil {
+			// Timestamps hold PostgREST's reserved characters (. and :), so
+			// they go in double quotes (PostgREST docs, URL Grammar,
+			// "Reserved characters").
 			t := strconv.Quote(a.CreatedAt.UTC().Format(pgTime))
 			f = f.Or(fmt.Sprintf("created_at.lt.%s,and(created_at.eq.%s,id.lt.%s)", t, t, a.ID), "")
 		}

@@ -22,7 +22,8 @@ type NewJob struct {
 	Params any
 	// MaxAttempts is how many claims the job gets (0: the server's 3).
 	MaxAttempts int
-	// ExpiresIn deletes the job after this long (0: only once finished).
+	// ExpiresInSeconds deletes the job after this many seconds (0: it
+	// expires only after it finishes, by the server's retention).
 	ExpiresInSeconds int64
 	// IdempotencyKey makes the create safe to repeat: the same key returns
 	// the same job, a different request under it is a conflict. When

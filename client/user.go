@@ -10,6 +10,7 @@ import (
 	"iter"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -483,7 +484,8 @@ func (u *User) CreateJob(ctx context.Context, j UserJob) (Job, error) {
 		var same []Job
 		if gerr := u.exec(ctx, idempotent, func() *postgrest.FilterBuilder {
 			return u.rest.From("jobs").Select("*", "", false).Eq("idempotency_key", key).Limit(1, "")
-		}, &same); gerr == nil && len(same) == 1 && same[0].SourceURL != nil && *same[0].SourceURL == j.SourceURL {
+		}, &same); gerr == nil && len(same) == 1 && same[0].SourceURL != nil && *same[0].SourceURL == j.SourceURL &&
+			sameJSON(same[0].Params, row["params"]) {
 			return same[0], nil
 		}
 		return Job{}, err
@@ -516,4 +518,18 @@ func (u *User) CancelJob(ctx context.Context, id string) (Job, error) {
 		return Job{}, &Error{Code: CodeNotFound, Message: "job not found"}
 	}
 	return out[0], nil
+}
+
+// sameJSON reports whether the stored params equal the ones asked for
+// (nil: {}), as JSON values: the database normalizes spacing and key order.
+func sameJSON(stored json.RawMessage, asked any) bool {
+	want := json.RawMessage("{}")
+	if r, ok := asked.(json.RawMessage); ok && len(r) > 0 {
+		want = r
+	}
+	var a, b any
+	if json.Unmarshal(stored, &a) != nil || json.Unmarshal(want, &b) != nil {
+		return false
+	}
+	return reflect.DeepEqual(a, b)
 }

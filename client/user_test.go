@@ -70,6 +70,8 @@ func TestUserClient(t *testing.T) {
 	require.Equal(t, theirs.ID, replay.ID)
 	_, err = ub.CreateJob(ctx, client.UserJob{SourceURL: "https://example.com/other", IdempotencyKey: "order-7"})
 	require.ErrorIs(t, err, client.ErrConflict, "the same key for another request")
+	_, err = ub.CreateJob(ctx, client.UserJob{SourceURL: videoURL, IdempotencyKey: "order-7", Params: map[string]int{"start": 1}})
+	require.ErrorIs(t, err, client.ErrConflict, "the same key with other params")
 
 	// Keyset pages of two: each of A's jobs once, newest first; none of B's.
 	var listed []string

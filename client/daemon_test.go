@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -285,8 +286,11 @@ func TestStreamAcrossRestart(t *testing.T) {
 	cfg := daemontest.Config(t)
 	addr := freeAddr(t)
 	stop := runDaemonOn(t, cfg, addr)
-	base := "http://" + addr
-	e := envFor(t, nil, base, cfg.DatabaseURL)
+	e := envFor(t, nil, "http://"+addr, cfg.DatabaseURL)
+	// The stream goes through a proxy that stays up while the daemon
+	// restarts behind it, to see what each reconnect asks for.
+	f := newFaults(t, "http://"+addr)
+	base := f.url
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	owner := e.newUser(t)
@@ -351,6 +355,16 @@ func TestStreamAcrossRestart(t *testing.T) {
 		all = append(all, ev)
 	}
 	require.Equal(t, eventIDs(all), eventIDs(seen), "no gap, no duplicate")
+	var streams []http.Header // the stream's requests, not Events' pages
+	for _, h := range f.sent("GET /v1/jobs/" + created.Job.ID + "/events") {
+		if h.Get("Accept") == "text/event-stream" {
+			streams = append(streams, h)
+		}
+	}
+	require.GreaterOrEqual(t, len(streams), 2, "the stream reconnected")
+	require.Empty(t, streams[0].Get("Last-Event-ID"))
+	last := streams[len(streams)-1].Get("Last-Event-ID")
+	require.Equal(t, strconv.FormatInt(seen[2].ID, 10), last, "the reconnect resumes after the last event seen")
 	var progress []int
 	for _, ev := range seen {
 		if ev.Type == "progress" {

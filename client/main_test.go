@@ -119,6 +119,7 @@ type faults struct {
 	mu      sync.Mutex
 	rules   []*rule
 	reached map[string]int // "METHOD /path" -> requests that reached the daemon
+	headers map[string][]http.Header
 }
 
 // rule answers the next n requests whose "METHOD path" ends with match.
@@ -142,7 +143,7 @@ func newFaults(t testing.TB, upstream string) *faults {
 // that signed URLs lead through the proxy too.
 func newFaultsOn(t testing.TB, upstream, addr string) *faults {
 	t.Helper()
-	f := &faults{reached: map[string]int{}}
+	f := &faults{reached: map[string]int{}, headers: map[string][]http.Header{}}
 	u, err := url.Parse(upstream)
 	require.NoError(t, err)
 	f.upstream.Store(u)
@@ -160,6 +161,9 @@ func newFaultsOn(t testing.TB, upstream, addr string) *faults {
 	require.NoError(t, err)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.Method + " " + r.URL.Path
+		f.mu.Lock()
+		f.headers[name] = append(f.headers[name], r.Header.Clone())
+		f.mu.Unlock()
 		ru := f.take(name)
 		if ru == nil || ru.afterUpstream {
 			f.mu.Lock()
@@ -213,6 +217,13 @@ func (f *faults) take(name string) *rule {
 		}
 	}
 	return nil
+}
+
+// sent returns the headers of every request to "METHOD path" so far.
+func (f *faults) sent(name string) []http.Header {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]http.Header(nil), f.headers[name]...)
 }
 
 func (f *faults) count(suffix string) int {

@@ -80,6 +80,12 @@
 //     postgrest-go client with its token; WithAccessToken makes a new User
 //     for a refreshed token instead of changing a shared one.
 //   - ExecuteWithContext is used for every call, so contexts cancel.
+//   - postgrest-go never closes the body of an error answer, and sends
+//     its requests through http.DefaultTransport; the same transport
+//     closes those bodies and sends through UserConfig.HTTPClient's.
+//   - Single() adds Accept: application/vnd.pgrst.object+json before the
+//     client's default application/json; PostgREST reads the first Accept
+//     header, so Job gets PGRST116 (not_found) for a row RLS hides.
 //
 // supabase-community/supabase-go is not used: its latest tag, v0.0.4,
 // requires postgrest-go v0.0.11 (and its go.mod replaces that with a

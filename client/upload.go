@@ -23,8 +23,9 @@ type SourceUpload struct {
 // user's token (POST /storage/v1/object/sources/<uid>/<name>, the
 // request supabase-js's upload sends): Storage's RLS policies admit only
 // the user's folder. params, when not nil, travel as the object's user
-// metadata {"clip": params} (the x-metadata header), which the database
-// webhook turns into the job's params. The webhook then makes the job;
+// metadata {"clip": params} in the x-metadata header (base64 JSON, the way
+// storage-js sends upload metadata), which the database webhook turns
+// into the job's params. The webhook then makes the job;
 // find it with JobForSource(ctx, upload.Path).
 //
 // name may hold folders ("2024/a.mp4"); Storage accepts only

@@ -188,6 +188,14 @@ func TestUserClientAuth(t *testing.T) {
 		_, err := clients[i].CreateJob(ctx, client.UserJob{SourceURL: videoURL})
 		require.NoError(t, err)
 	}
+	// A refreshed token makes a new User; the first keeps its own.
+	other, err := clients[0].WithAccessToken(e.rest.token(users[1].String(), "authenticated"))
+	require.NoError(t, err)
+	require.Equal(t, users[1].String(), other.UserID())
+	p1, err := other.JobsPage(ctx, client.UserListOptions{})
+	require.NoError(t, err)
+	require.Equal(t, users[1].String(), *p1.Jobs[0].OwnerID)
+
 	var wg sync.WaitGroup
 	for i := range users {
 		wg.Add(1)

@@ -131,7 +131,7 @@ func (cl *Client) do(ctx context.Context, c call, out any) (result, error) {
 			if ctx.Err() != nil {
 				return result{}, ctxErr(ctx)
 			}
-			e = &Error{Code: CodeUnavailable, Message: "the daemon could not be reached", Err: err}
+			e = &Error{Code: CodeUnavailable, Message: "the daemon could not be reached", Err: redact(err)}
 		} else {
 			status = resp.StatusCode
 			var env envelope

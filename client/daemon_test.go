@@ -445,6 +445,14 @@ func TestTransferRetries(t *testing.T) {
 	_, err = api.Download(ctx, gone)
 	require.Error(t, err)
 	require.False(t, client.IsJobLost(err), "a refused or missing object is not a lost job")
+
+	// A signed URL's token never reaches an error message.
+	_, err = api.Download(ctx, "http://"+freeAddr(t)+"/storage/v1/object/sign/results/x.bin?token=s3cr3t-token")
+	require.ErrorIs(t, err, client.ErrUnavailable)
+	require.NotContains(t, err.Error(), "s3cr3t-token")
+	err = api.Upload(ctx, "http://"+freeAddr(t)+"/storage/v1/object/upload/sign/results/x.bin?token=s3cr3t-token", "", strings.NewReader("x"))
+	require.ErrorIs(t, err, client.ErrUnavailable)
+	require.NotContains(t, err.Error(), "s3cr3t-token")
 }
 
 // TestKeysAdmin: a keys:admin key makes, lists, rotates and revokes keys;

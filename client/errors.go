@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -159,4 +160,18 @@ func ctxErr(ctx context.Context) error {
 		return err
 	}
 	return ctx.Err()
+}
+
+// redact drops the query of the URL a transport error names: a signed
+// URL's token must not reach messages or logs.
+func redact(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	if u, perr := url.Parse(ue.URL); perr == nil && u.RawQuery != "" {
+		u.RawQuery = "…"
+		return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
+	}
+	return err
 }

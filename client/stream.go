@@ -117,7 +117,7 @@ func (c *Client) openStream(ctx context.Context, id string, last int64) (*sseCon
 	}
 	resp, err := c.stream.Do(req)
 	if err != nil {
-		return nil, &Error{Code: CodeUnavailable, Message: "the daemon could not be reached", Err: err}
+		return nil, &Error{Code: CodeUnavailable, Message: "the daemon could not be reached", Err: redact(err)}
 	}
 	ct := resp.Header.Get("Content-Type")
 	if resp.StatusCode == http.StatusOK && strings.HasPrefix(ct, "text/event-stream") {

@@ -67,7 +67,7 @@ func (u *User) UploadSource(ctx context.Context, name, contentType string, r io.
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, io.NopCloser(r))
 		if err != nil {
-			return SourceUpload{}, &Error{Code: CodeInvalidInput, Message: "bad upload URL", Err: err}
+			return SourceUpload{}, &Error{Code: CodeInvalidInput, Message: "bad upload URL"}
 		}
 		if size >= 0 {
 			req.ContentLength = size
@@ -90,7 +90,7 @@ func (u *User) UploadSource(ctx context.Context, name, contentType string, r io.
 			if ctx.Err() != nil {
 				return SourceUpload{}, ctxErr(ctx)
 			}
-			e = &Error{Code: CodeUnavailable, Message: "Storage could not be reached", Err: err}
+			e = &Error{Code: CodeUnavailable, Message: "Storage could not be reached", Err: redact(err)}
 		} else if resp.StatusCode < 300 {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()

@@ -218,7 +218,7 @@ func (u *User) exec(ctx context.Context, s safety, build func() *postgrest.Filte
 // append-only events).
 func postgrestError(ex *exchange, err error) *Error {
 	if ex.status == 0 {
-		return &Error{Code: CodeUnavailable, Message: "PostgREST could not be reached", Err: err}
+		return &Error{Code: CodeUnavailable, Message: "PostgREST could not be reached", Err: redact(err)}
 	}
 	e := &Error{Status: ex.status, RetryAfter: retryAfter(ex.header, time.Now())}
 	var pe PostgRESTError

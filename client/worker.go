@@ -157,7 +157,7 @@ func (c *Client) Download(ctx context.Context, signedURL string) (*Download, err
 	for attempt := 1; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, signedURL, nil)
 		if err != nil {
-			return nil, &Error{Code: CodeInvalidInput, Message: "not a URL", Err: err}
+			return nil, &Error{Code: CodeInvalidInput, Message: "not a URL"}
 		}
 		req.Header.Set("User-Agent", c.ua)
 		resp, err := c.stream.Do(req)
@@ -168,7 +168,7 @@ func (c *Client) Download(ctx context.Context, signedURL string) (*Download, err
 			if ctx.Err() != nil {
 				return nil, ctxErr(ctx)
 			}
-			e = &Error{Code: CodeUnavailable, Message: "the server could not be reached", Err: err}
+			e = &Error{Code: CodeUnavailable, Message: "the server could not be reached", Err: redact(err)}
 		case resp.StatusCode == http.StatusOK:
 			return &Download{ReadCloser: resp.Body, ContentType: resp.Header.Get("Content-Type"), Size: resp.ContentLength}, nil
 		default:
@@ -249,7 +249,7 @@ func (c *Client) Upload(ctx context.Context, signedURL, contentType string, r io
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, signedURL, io.NopCloser(r))
 		if err != nil {
-			return &Error{Code: CodeInvalidInput, Message: "not a URL", Err: err}
+			return &Error{Code: CodeInvalidInput, Message: "not a URL"}
 		}
 		if size >= 0 {
 			req.ContentLength = size
@@ -266,7 +266,7 @@ func (c *Client) Upload(ctx context.Context, signedURL, contentType string, r io
 			if ctx.Err() != nil {
 				return ctxErr(ctx)
 			}
-			e = &Error{Code: CodeUnavailable, Message: "the server could not be reached", Err: err}
+			e = &Error{Code: CodeUnavailable, Message: "the server could not be reached", Err: redact(err)}
 		} else {
 			if resp.StatusCode < 300 {
 				io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))

@@ -461,8 +461,13 @@ func TestKeysAdmin(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	admin := newClient(t, e.url, e.key(t, nil, apikeys.ScopeKeysAdmin))
+	admin := newClient(t, e.url, e.key(t, nil, apikeys.ScopeAdmin))
 	owner := e.newUser(t).String()
+
+	// A key grants only scopes it holds, and only admin crosses owners.
+	keysAdmin := newClient(t, e.url, e.key(t, nil, apikeys.ScopeKeysAdmin))
+	_, err := keysAdmin.CreateKey(ctx, client.NewAPIKey{Name: "reader", Scopes: []string{"jobs:read"}, OwnerID: &owner})
+	require.ErrorIs(t, err, client.ErrForbidden)
 
 	issued, err := admin.CreateKey(ctx, client.NewAPIKey{Name: "reader", Scopes: []string{"jobs:read"}, OwnerID: &owner})
 	require.NoError(t, err)

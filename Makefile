@@ -4,13 +4,17 @@
 GO ?= go
 CLIPPER := $(GO) run ./cmd/clipper
 
-.PHONY: dev test build generate types migrate seed bench help
+.PHONY: dev test build generate types migrate seed bench clean help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 dev: ## start Postgres (local, reused), migrate, seed, run the daemon
 	$(CLIPPER) dev
+
+clean: ## delete the local dev cluster (wherever it lives), .dev and bin
+	$(CLIPPER) dev --reset
+	rm -rf bin
 
 test: ## run the full test suite against a throwaway Postgres
 	$(CLIPPER) testdb -- ./scripts/test.sh

@@ -22,8 +22,9 @@ test: ## run the full test suite against a throwaway Postgres
 build: ## build bin/clipper
 	$(GO) build -o bin/clipper ./cmd/clipper
 
-generate: ## regenerate typed Go queries (sqlc) from db/queries and the migrations
+generate: ## regenerate typed Go queries (sqlc) and the schema snapshot db/schema/schema.sql from the migrations
 	cd db && $(GO) tool sqlc generate
+	$(CLIPPER) testdb -- $(GO) run ./internal/tools/schemadump/cmd/schemadump
 
 types: ## regenerate the TypeScript types (supabase-js, Drizzle) in db/typescript/generated from the migrations
 	./scripts/types.sh

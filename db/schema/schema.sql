@@ -290,26 +290,113 @@ CREATE FUNCTION clipper_internal.reap_stale_jobs(older_than interval DEFAULT '00
     LANGUAGE sql
     SET search_path TO ''
     AS $$
+  select count(*)::integer from clipper_internal.requeue_stale_jobs(older_than, retention, max_rows)
+$$;
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: jobs; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.jobs (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    owner_id uuid DEFAULT auth.uid(),
+    api_key_id uuid,
+    source_type public.job_source_type NOT NULL,
+    source_url text,
+    source_object text,
+    params jsonb DEFAULT '{}'::jsonb NOT NULL,
+    status public.job_status DEFAULT 'queued'::public.job_status NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    max_attempts integer DEFAULT 3 NOT NULL,
+    idempotency_key text,
+    idempotency_scope uuid GENERATED ALWAYS AS (COALESCE(owner_id, api_key_id)) STORED,
+    run_at timestamp with time zone DEFAULT now() NOT NULL,
+    worker_id text,
+    claimed_at timestamp with time zone,
+    last_heartbeat_at timestamp with time zone,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    progress smallint DEFAULT 0 NOT NULL,
+    result_keys text[] DEFAULT '{}'::text[] NOT NULL,
+    error_code text,
+    error_message text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone,
+    CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts))),
+    CONSTRAINT jobs_done_check CHECK (((status <> 'done'::public.job_status) OR (error_code IS NULL))),
+    CONSTRAINT jobs_error_code_check CHECK (((length(error_code) >= 1) AND (length(error_code) <= 100))),
+    CONSTRAINT jobs_error_message_check CHECK ((length(error_message) <= 4000)),
+    CONSTRAINT jobs_failed_check CHECK (((status <> 'failed'::public.job_status) OR (error_code IS NOT NULL))),
+    CONSTRAINT jobs_finished_check CHECK (((finished_at IS NOT NULL) = (status = ANY (ARRAY['done'::public.job_status, 'failed'::public.job_status, 'canceled'::public.job_status])))),
+    CONSTRAINT jobs_idempotency_key_check CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))),
+    CONSTRAINT jobs_max_attempts_check CHECK (((max_attempts >= 1) AND (max_attempts <= 100))),
+    CONSTRAINT jobs_params_check CHECK (((jsonb_typeof(params) = 'object'::text) AND (pg_column_size(params) <= 65536))),
+    CONSTRAINT jobs_processing_check CHECK (((status <> 'processing'::public.job_status) OR ((worker_id IS NOT NULL) AND (claimed_at IS NOT NULL) AND (last_heartbeat_at IS NOT NULL)))),
+    CONSTRAINT jobs_progress_check CHECK (((progress >= 0) AND (progress <= 100))),
+    CONSTRAINT jobs_queued_check CHECK (((status <> 'queued'::public.job_status) OR (worker_id IS NULL))),
+    CONSTRAINT jobs_result_keys_check CHECK ((cardinality(result_keys) <= 100)),
+    CONSTRAINT jobs_source_check CHECK ((((source_type = 'youtube'::public.job_source_type) AND (source_url IS NOT NULL) AND (source_object IS NULL)) OR ((source_type = 'upload'::public.job_source_type) AND (source_object IS NOT NULL) AND (source_url IS NULL)))),
+    CONSTRAINT jobs_source_object_check CHECK (((length(source_object) >= 1) AND (length(source_object) <= 1024))),
+    CONSTRAINT jobs_source_url_check CHECK (((source_url ~ '^https?://'::text) AND (length(source_url) <= 2048))),
+    CONSTRAINT jobs_worker_id_check CHECK (((length(worker_id) >= 1) AND (length(worker_id) <= 255)))
+)
+WITH (autovacuum_vacuum_scale_factor='0.02', vacuum_index_cleanup='on');
+
+--
+-- Name: TABLE jobs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.jobs IS 'Clip jobs: created queued by the API, claimed and finished by workers.';
+
+--
+-- Name: COLUMN jobs.idempotency_scope; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.jobs.idempotency_scope IS 'Owner, else API key: an idempotency key is unique within it.';
+
+--
+-- Name: COLUMN jobs.run_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.jobs.run_at IS 'Not claimable before this time (retry backoff).';
+
+--
+-- Name: COLUMN jobs.result_keys; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.jobs.result_keys IS 'Object names in the results bucket.';
+
+--
+-- Name: requeue_stale_jobs(interval, interval, integer); Type: FUNCTION; Schema: clipper_internal; Owner: -
+--
+
+CREATE FUNCTION clipper_internal.requeue_stale_jobs(older_than interval, retention interval, max_rows integer) RETURNS SETOF public.jobs
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
   with stale as materialized (
     select id from public.jobs
     where status = 'processing' and last_heartbeat_at < now() - older_than
     order by last_heartbeat_at
     limit max_rows
-    for update skip locked
-  ), changed as (
-    update public.jobs j
-    set status = case when j.attempts < j.max_attempts then 'queued'::public.job_status
-                      else 'failed'::public.job_status end,
-        worker_id = case when j.attempts < j.max_attempts then null else j.worker_id end,
-        run_at = case when j.attempts < j.max_attempts then now() else j.run_at end,
-        expires_at = case when j.attempts < j.max_attempts then j.expires_at else now() + retention end,
-        error_code = 'heartbeat_timeout',
-        error_message = 'the worker stopped sending heartbeats'
-    from stale
-    where j.id = stale.id
-    returning 1
+    for no key update skip locked
   )
-  select count(*)::integer from changed
+  update public.jobs j
+  set status = case when j.attempts < j.max_attempts then 'queued'::public.job_status
+                    else 'failed'::public.job_status end,
+      worker_id = case when j.attempts < j.max_attempts then null else j.worker_id end,
+      run_at = case when j.attempts < j.max_attempts then now() else j.run_at end,
+      expires_at = case when j.attempts < j.max_attempts then j.expires_at else now() + retention end,
+      error_code = 'heartbeat_timeout',
+      error_message = 'the worker stopped sending heartbeats'
+  from stale
+  where j.id = stale.id
+  returning j.*
 $$;
 
 --
@@ -341,10 +428,6 @@ begin
   return _parts[1:array_length(_parts, 1) - 1];
 end
 $$;
-
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
 
 --
 -- Name: users; Type: TABLE; Schema: auth; Owner: -
@@ -522,80 +605,6 @@ ALTER TABLE public.job_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
-
---
--- Name: jobs; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.jobs (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    owner_id uuid DEFAULT auth.uid(),
-    api_key_id uuid,
-    source_type public.job_source_type NOT NULL,
-    source_url text,
-    source_object text,
-    params jsonb DEFAULT '{}'::jsonb NOT NULL,
-    status public.job_status DEFAULT 'queued'::public.job_status NOT NULL,
-    attempts integer DEFAULT 0 NOT NULL,
-    max_attempts integer DEFAULT 3 NOT NULL,
-    idempotency_key text,
-    idempotency_scope uuid GENERATED ALWAYS AS (COALESCE(owner_id, api_key_id)) STORED,
-    run_at timestamp with time zone DEFAULT now() NOT NULL,
-    worker_id text,
-    claimed_at timestamp with time zone,
-    last_heartbeat_at timestamp with time zone,
-    started_at timestamp with time zone,
-    finished_at timestamp with time zone,
-    progress smallint DEFAULT 0 NOT NULL,
-    result_keys text[] DEFAULT '{}'::text[] NOT NULL,
-    error_code text,
-    error_message text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    expires_at timestamp with time zone,
-    CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts))),
-    CONSTRAINT jobs_done_check CHECK (((status <> 'done'::public.job_status) OR (error_code IS NULL))),
-    CONSTRAINT jobs_error_code_check CHECK (((length(error_code) >= 1) AND (length(error_code) <= 100))),
-    CONSTRAINT jobs_error_message_check CHECK ((length(error_message) <= 4000)),
-    CONSTRAINT jobs_failed_check CHECK (((status <> 'failed'::public.job_status) OR (error_code IS NOT NULL))),
-    CONSTRAINT jobs_finished_check CHECK (((finished_at IS NOT NULL) = (status = ANY (ARRAY['done'::public.job_status, 'failed'::public.job_status, 'canceled'::public.job_status])))),
-    CONSTRAINT jobs_idempotency_key_check CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))),
-    CONSTRAINT jobs_max_attempts_check CHECK (((max_attempts >= 1) AND (max_attempts <= 100))),
-    CONSTRAINT jobs_params_check CHECK (((jsonb_typeof(params) = 'object'::text) AND (pg_column_size(params) <= 65536))),
-    CONSTRAINT jobs_processing_check CHECK (((status <> 'processing'::public.job_status) OR ((worker_id IS NOT NULL) AND (claimed_at IS NOT NULL) AND (last_heartbeat_at IS NOT NULL)))),
-    CONSTRAINT jobs_progress_check CHECK (((progress >= 0) AND (progress <= 100))),
-    CONSTRAINT jobs_queued_check CHECK (((status <> 'queued'::public.job_status) OR (worker_id IS NULL))),
-    CONSTRAINT jobs_result_keys_check CHECK ((cardinality(result_keys) <= 100)),
-    CONSTRAINT jobs_source_check CHECK ((((source_type = 'youtube'::public.job_source_type) AND (source_url IS NOT NULL) AND (source_object IS NULL)) OR ((source_type = 'upload'::public.job_source_type) AND (source_object IS NOT NULL) AND (source_url IS NULL)))),
-    CONSTRAINT jobs_source_object_check CHECK (((length(source_object) >= 1) AND (length(source_object) <= 1024))),
-    CONSTRAINT jobs_source_url_check CHECK (((source_url ~ '^https?://'::text) AND (length(source_url) <= 2048))),
-    CONSTRAINT jobs_worker_id_check CHECK (((length(worker_id) >= 1) AND (length(worker_id) <= 255)))
-)
-WITH (autovacuum_vacuum_scale_factor='0.02', vacuum_index_cleanup='on');
-
---
--- Name: TABLE jobs; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.jobs IS 'Clip jobs: created queued by the API, claimed and finished by workers.';
-
---
--- Name: COLUMN jobs.idempotency_scope; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.jobs.idempotency_scope IS 'Owner, else API key: an idempotency key is unique within it.';
-
---
--- Name: COLUMN jobs.run_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.jobs.run_at IS 'Not claimable before this time (retry backoff).';
-
---
--- Name: COLUMN jobs.result_keys; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.jobs.result_keys IS 'Object names in the results bucket.';
 
 --
 -- Name: buckets; Type: TABLE; Schema: storage; Owner: -
@@ -1041,6 +1050,55 @@ REVOKE ALL ON PROCEDURE clipper_internal.cleanup_expired(IN batch_size integer, 
 REVOKE ALL ON FUNCTION clipper_internal.reap_stale_jobs(older_than interval, retention interval, max_rows integer) FROM PUBLIC;
 
 --
+-- Name: TABLE jobs; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT ALL ON TABLE public.jobs TO service_role;
+GRANT SELECT ON TABLE public.jobs TO authenticated;
+
+--
+-- Name: COLUMN jobs.source_type; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(source_type) ON TABLE public.jobs TO authenticated;
+
+--
+-- Name: COLUMN jobs.source_url; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(source_url) ON TABLE public.jobs TO authenticated;
+
+--
+-- Name: COLUMN jobs.source_object; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(source_object) ON TABLE public.jobs TO authenticated;
+
+--
+-- Name: COLUMN jobs.params; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(params) ON TABLE public.jobs TO authenticated;
+
+--
+-- Name: COLUMN jobs.status; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT UPDATE(status) ON TABLE public.jobs TO authenticated;
+
+--
+-- Name: COLUMN jobs.idempotency_key; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(idempotency_key) ON TABLE public.jobs TO authenticated;
+
+--
+-- Name: FUNCTION requeue_stale_jobs(older_than interval, retention interval, max_rows integer); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.requeue_stale_jobs(older_than interval, retention interval, max_rows integer) FROM PUBLIC;
+
+--
 -- Name: FUNCTION filename(name text); Type: ACL; Schema: storage; Owner: -
 --
 
@@ -1140,49 +1198,6 @@ GRANT SELECT ON TABLE public.job_events TO authenticated;
 --
 
 GRANT ALL ON SEQUENCE public.job_events_id_seq TO service_role;
-
---
--- Name: TABLE jobs; Type: ACL; Schema: public; Owner: -
---
-
-GRANT ALL ON TABLE public.jobs TO service_role;
-GRANT SELECT ON TABLE public.jobs TO authenticated;
-
---
--- Name: COLUMN jobs.source_type; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(source_type) ON TABLE public.jobs TO authenticated;
-
---
--- Name: COLUMN jobs.source_url; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(source_url) ON TABLE public.jobs TO authenticated;
-
---
--- Name: COLUMN jobs.source_object; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(source_object) ON TABLE public.jobs TO authenticated;
-
---
--- Name: COLUMN jobs.params; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(params) ON TABLE public.jobs TO authenticated;
-
---
--- Name: COLUMN jobs.status; Type: ACL; Schema: public; Owner: -
---
-
-GRANT UPDATE(status) ON TABLE public.jobs TO authenticated;
-
---
--- Name: COLUMN jobs.idempotency_key; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(idempotency_key) ON TABLE public.jobs TO authenticated;
 
 --
 -- Name: TABLE buckets; Type: ACL; Schema: storage; Owner: -

@@ -55,8 +55,9 @@ Ctrl-C stops the daemon and then PostgreSQL cleanly, and exits 0.
 			return err
 		}
 		if db.Moved {
-			fmt.Printf("The PostgreSQL server user cannot enter %s, so the local cluster lives in\n  %s\n(reused on every run from this checkout; 'clipper dev --reset' or 'make clean' deletes it).\n",
-				*dir, db.Dir)
+			asked, _ := filepath.Abs(filepath.Join(*dir, "postgres"))
+			fmt.Printf("The PostgreSQL server user cannot reach %s, so the local cluster lives in\n  %s\n(reused on every run from this checkout; 'clipper dev --reset' or 'make clean' deletes it).\n",
+				asked, db.Dir)
 		} else {
 			fmt.Printf("Local cluster: %s ('clipper dev --reset' or 'make clean' deletes it)\n", db.Dir)
 		}

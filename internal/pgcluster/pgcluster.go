@@ -473,10 +473,12 @@ func CheckStopped(dataDir string) error {
 func checkTraversable(dataDir string, cred *syscall.Credential) error {
 	for dir := filepath.Dir(dataDir); ; dir = filepath.Dir(dir) {
 		fi, err := os.Stat(dir)
-		if err != nil {
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("pgcluster: %w", err)
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		// A folder not made yet is skipped: Reachable may ask before the
+		// caller makes it; Start checks again once it exists.
+		if st, ok := statT(fi); ok {
 			perm := uint32(fi.Mode().Perm())
 			var bit uint32 = 0o001
 			switch {
@@ -493,6 +495,15 @@ func checkTraversable(dataDir string, cred *syscall.Credential) error {
 			return nil
 		}
 	}
+}
+
+// statT returns fi's system stat, if fi is not nil.
+func statT(fi os.FileInfo) (*syscall.Stat_t, bool) {
+	if fi == nil {
+		return nil, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return st, ok
 }
 
 // checkNotRunning fails if a server from dataDir is already running. A

@@ -45,7 +45,7 @@ already set, COMMAND simply runs against it. 'make test' uses this.`)
 		return err
 	}
 	if db.Moved {
-		fmt.Fprintf(os.Stderr, "testdb: the PostgreSQL server user cannot enter %s; the cluster lives in %s\n", clusterDir, db.Dir)
+		fmt.Fprintf(os.Stderr, "testdb: the PostgreSQL server user cannot reach %s; the cluster lives in %s\n", clusterDir, db.Dir)
 	}
 	fmt.Fprintf(os.Stderr, "testdb: PostgreSQL ready on port %d in %s\n", db.Cluster.Port(), time.Since(start).Round(time.Millisecond))
 	childErr := runChild(argv, []string{"TEST_DATABASE_URL=" + db.Admin})

@@ -34,5 +34,8 @@ func takeTerminal() (restore func()) {
 		_ = unix.Setpgid(0, fg)
 		return noop
 	}
+	// Ctrl-Z would now stop this process alone, while the shell waits on
+	// make, which is still running: the terminal would hang. Ignore it.
+	signal.Ignore(syscall.SIGTSTP)
 	return func() { _ = unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, fg) }
 }

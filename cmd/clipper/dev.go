@@ -25,8 +25,8 @@ func runDev(ctx context.Context, args []string) error {
      folder on every run; the first lines printed say where;
   2. the migrations, 3. the seed data and a demo API key (printed once),
   4. the daemon, on CLIPPER_ADDR (a free port if the default is taken).
-Ctrl-C stops the daemon and then PostgreSQL cleanly, and exits 0 (Ctrl-Z
-is ignored: under make it would stop the daemon alone).
+Ctrl-C stops the daemon and then PostgreSQL cleanly, and exits 0. Under
+make, Ctrl-Z is ignored (it would stop the daemon alone, not make).
 --reset deletes the local cluster (wherever it lives) and DIR, then exits.`)
 	dir := fs.String("dir", ".dev", "folder for the local cluster and local storage")
 	port := fs.Int("port", 54329, "port of the local cluster (a free one is used if it is taken)")

@@ -4,7 +4,7 @@
 GO ?= go
 CLIPPER := $(GO) run ./cmd/clipper
 
-.PHONY: dev test build generate types migrate seed bench help
+.PHONY: dev test build generate types migrate seed bench clean help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -12,14 +12,19 @@ help: ## list targets
 dev: ## start Postgres (local, reused), migrate, seed, run the daemon
 	$(CLIPPER) dev
 
+clean: ## delete the local dev cluster (wherever it lives), .dev and bin
+	$(CLIPPER) dev --reset
+	rm -rf bin
+
 test: ## run the full test suite against a throwaway Postgres
 	$(CLIPPER) testdb -- ./scripts/test.sh
 
 build: ## build bin/clipper
 	$(GO) build -o bin/clipper ./cmd/clipper
 
-generate: ## regenerate typed Go queries (sqlc) from db/queries and the migrations
+generate: ## regenerate typed Go queries (sqlc) and the schema snapshot db/schema/schema.sql from the migrations
 	cd db && $(GO) tool sqlc generate
+	$(CLIPPER) testdb -- $(GO) run ./internal/tools/schemadump/cmd/schemadump
 
 types: ## regenerate the TypeScript types (supabase-js, Drizzle) in db/typescript/generated from the migrations
 	./scripts/types.sh

@@ -44,6 +44,11 @@ func TestQueryPlans(t *testing.T) {
 	s := loadVolume(t, ctx, pool)
 	t.Logf("loaded %d jobs and %d events in %s", s.jobs, s.events, time.Since(start).Round(time.Millisecond))
 	queries := namedQueries(t)
+	// RequeueStaleJobs selects from this function, whose one statement is
+	// the hot path; a plan of the call would show only a Function Scan.
+	queries["clipper_internal.requeue_stale_jobs"] = functionBody(t, ctx, pool,
+		"clipper_internal.requeue_stale_jobs(interval, interval, integer)",
+		map[string]string{"older_than": "interval", "retention": "interval", "max_rows": "integer"})
 
 	cases := []struct {
 		query   string
@@ -65,8 +70,8 @@ func TestQueryPlans(t *testing.T) {
 		{"ListJobsByAPIKey", "", map[string]any{"api_key_id": s.apiKeyID, "before_created_at": s.now,
 			"before_id": maxUUID, "max_rows": 50}, "jobs_api_key_created_at_idx", true},
 		{"ClaimJobs", "", map[string]any{"max_rows": 10, "worker_id": "worker-1"}, "jobs_status_created_at_idx", true},
-		{"RequeueStaleJobs", "", map[string]any{"older_than_us": 120_000_000, "max_rows": 1000,
-			"retention_us": 604_800_000_000}, "jobs_status_created_at_idx", false},
+		{"clipper_internal.requeue_stale_jobs", "", map[string]any{"older_than": "2 minutes", "max_rows": 1000,
+			"retention": "7 days"}, "jobs_status_created_at_idx", false},
 		{"LockExpiredJobs", "", map[string]any{"max_rows": 1000}, "jobs_expires_at_idx", true},
 		{"ListJobEvents", "", map[string]any{"job_id": s.jobID, "after_ts": "-infinity", "after_id": 0,
 			"max_rows": 1000}, "job_events_pkey", true},
@@ -306,6 +311,22 @@ func namedQueries(t *testing.T) map[string]string {
 		}
 	}
 	return out
+}
+
+// functionBody returns the body of a LANGUAGE sql function with its
+// parameters written as typed sqlc parameters, ready for explainPrepared.
+func functionBody(t *testing.T, ctx context.Context, pool *pgxpool.Pool, signature string, params map[string]string) string {
+	t.Helper()
+	var body string
+	require.NoError(t, pool.QueryRow(ctx, "select prosrc from pg_proc where oid = $1::regprocedure", signature).Scan(&body))
+	names := make([]string, 0, len(params))
+	for name := range params {
+		names = append(names, name)
+	}
+	param := regexp.MustCompile(`\b(` + strings.Join(names, "|") + `)\b`)
+	return param.ReplaceAllStringFunc(strings.TrimSpace(body), func(name string) string {
+		return "sqlc.arg(" + name + ")::" + params[name]
+	})
 }
 
 var sqlcParam = regexp.MustCompile(`sqlc\.n?arg\(\s*'?(\w+)'?\s*\)|@(\w+)|\$(\d+)`)

@@ -7,9 +7,19 @@ cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
 
 step "gofmt"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
+unformatted=$(find . -name '*.go' -not -path '*/node_modules/*' -not -path './.dev/*' -print0 | xargs -0 gofmt -l)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "shellcheck: the shell scripts"
+if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get install -y -qq shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; }
+fi
+if command -v shellcheck >/dev/null; then
+  shellcheck scripts/*.sh .ci/run
+else
+  echo "SKIPPED: shellcheck is not installed (it is installed here only as root with apt-get: apt-get install shellcheck)"
 fi
 
 step "sqlc: generated code matches db/queries and the migrations"
@@ -30,6 +40,6 @@ go test -race -count=1 -timeout 20m ./...
 
 step "fuzz (short runs)"
 for target in "FuzzParse ./internal/apikeys" "FuzzParsePayload ./webhooks" "FuzzVerifySignature ./webhooks"; do
-  set -- $target
-  go test -run '^$' -fuzz "^$1\$" -fuzztime 10s "$2"
+  read -r fuzz pkg <<<"$target"
+  go test -run '^$' -fuzz "^$fuzz\$" -fuzztime 10s "$pkg"
 done

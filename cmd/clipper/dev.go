@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/clipper/clipper/internal/config"
@@ -16,18 +17,29 @@ import (
 )
 
 func runDev(ctx context.Context, args []string) error {
-	fs := newFlags("dev", "[--dir DIR] [--port PORT]", `Starts everything locally with no account and no configuration:
-  1. PostgreSQL: DATABASE_URL (or DATABASE_URL_FILE) if set, else a local cluster kept in DIR
-     (reused on the next run) on loopback PORT, run as an unprivileged
-     user when started as root;
+	fs := newFlags("dev", "[--dir DIR] [--port PORT] [--reset]", `Starts everything locally with no account and no configuration:
+  1. PostgreSQL: DATABASE_URL (or DATABASE_URL_FILE) if set, else a local cluster kept in
+     DIR/postgres (reused on the next run) on loopback PORT, run as an
+     unprivileged user when started as root. When that user cannot enter
+     the checkout (e.g. a clone under /root, mode 0700), the cluster is kept
+     in /var/tmp/clipper-<hash of the path>/postgres instead, the same
+     folder on every run; the first lines printed say where;
   2. the migrations, 3. the seed data and a demo API key (printed once),
-  4. the daemon.
-Ctrl-C stops the daemon and then PostgreSQL cleanly.`)
+  4. the daemon, on CLIPPER_ADDR (a free port if the default is taken).
+Ctrl-C stops the daemon and then PostgreSQL cleanly, and exits 0. Under
+make, Ctrl-Z is ignored (it would stop the daemon alone, not make).
+--reset deletes the local cluster (wherever it lives) and DIR, then exits.`)
 	dir := fs.String("dir", ".dev", "folder for the local cluster and local storage")
 	port := fs.Int("port", 54329, "port of the local cluster (a free one is used if it is taken)")
+	reset := fs.Bool("reset", false, "delete the local cluster and DIR (stop 'clipper dev' first), then exit")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if *reset {
+		return resetDev(*dir)
+	}
+	// Ctrl-C goes to this process alone, not to make and go run above it.
+	defer takeTerminal()()
 
 	dsn, err := config.DatabaseURL()
 	if err != nil {
@@ -46,6 +58,13 @@ Ctrl-C stops the daemon and then PostgreSQL cleanly.`)
 		})
 		if err != nil {
 			return err
+		}
+		if db.Moved {
+			asked, _ := filepath.Abs(filepath.Join(*dir, "postgres"))
+			fmt.Printf("The PostgreSQL server user cannot reach %s, so the local cluster lives in\n  %s\n(reused on every run from this checkout; 'clipper dev --reset' or 'make clean' deletes it).\n",
+				asked, db.Dir)
+		} else {
+			fmt.Printf("Local cluster: %s ('clipper dev --reset' or 'make clean' deletes it)\n", db.Dir)
 		}
 		defer func() {
 			fmt.Println("Stopping PostgreSQL...")
@@ -84,6 +103,31 @@ Ctrl-C stops the daemon and then PostgreSQL cleanly.`)
 	}
 	fmt.Printf("Seeded demo data. Demo API key (shown once, only its hash is stored):\n  %s\n", key)
 	return devServe(ctx, dsn, key)
+}
+
+// resetDev deletes the local cluster of dir, wherever it lives, and dir.
+func resetDev(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if wd, err := os.Getwd(); err == nil && (abs == wd || strings.HasPrefix(wd, abs+string(filepath.Separator))) {
+		return usageError{fmt.Sprintf("--dir %s holds the current folder; refusing to delete it", dir)}
+	}
+	removed, err := devenv.Remove(filepath.Join(dir, "postgres"))
+	for _, d := range removed {
+		fmt.Println("Removed", d)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(dir); err == nil {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		fmt.Println("Removed", dir)
+	}
+	return nil
 }
 
 func portFree(port int) bool {

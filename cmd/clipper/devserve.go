@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 
 	"github.com/clipper/clipper/internal/config"
@@ -17,8 +18,23 @@ func devServe(ctx context.Context, dsn, demoKey string) error {
 		return usageError{"configuration: " + err.Error()}
 	}
 	cfg.DatabaseURL = dsn
+	l, err := net.Listen("tcp", cfg.Addr)
+	if err != nil && os.Getenv("CLIPPER_ADDR") == "" {
+		// Another daemon (another checkout's `make dev`) has the default
+		// address: take a free port rather than fail.
+		if l, err = net.Listen("tcp", "127.0.0.1:0"); err == nil {
+			fmt.Printf("%s is taken; the daemon listens on %s instead.\n", cfg.Addr, l.Addr())
+			cfg.Addr = l.Addr().String()
+			if os.Getenv("CLIPPER_PUBLIC_URL") == "" {
+				cfg.PublicURL = "http://" + cfg.Addr
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("listen on %s (CLIPPER_ADDR): %w", cfg.Addr, err)
+	}
 	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
-	return daemon.Run(ctx, cfg, daemon.Options{Logger: log, OnReady: func(base string) {
+	return daemon.Run(ctx, cfg, daemon.Options{Logger: log, Listener: l, OnReady: func(base string) {
 		fmt.Printf(`
 Clipper is running at %[1]s  (Ctrl-C stops it and PostgreSQL)
 

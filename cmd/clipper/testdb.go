@@ -33,14 +33,19 @@ already set, COMMAND simply runs against it. 'make test' uses this.`)
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(tmp)
 		clusterDir = tmp
+		// Also removes the cluster's Place when it had to move (TMPDIR
+		// closed to the server user).
+		defer func() { _, _ = devenv.Remove(tmp) }()
 	}
 	start := time.Now()
 	db, err := devenv.Start(ctx, devenv.Options{Dir: clusterDir, Fast: true,
 		Settings: map[string]string{"max_connections": "300"}})
 	if err != nil {
 		return err
+	}
+	if db.Moved {
+		fmt.Fprintf(os.Stderr, "testdb: the PostgreSQL server user cannot reach %s; the cluster lives in %s\n", clusterDir, db.Dir)
 	}
 	fmt.Fprintf(os.Stderr, "testdb: PostgreSQL ready on port %d in %s\n", db.Cluster.Port(), time.Since(start).Round(time.Millisecond))
 	childErr := runChild(argv, []string{"TEST_DATABASE_URL=" + db.Admin})

@@ -125,22 +125,10 @@ returning *;
 
 -- name: RequeueStaleJobs :many
 -- Jobs whose worker stopped heartbeating go back to the queue, or fail
--- when they have no attempts left.
-with stale as materialized (
-  select id from jobs
-  where status = 'processing'
-    and last_heartbeat_at < now() - sqlc.arg(older_than_us)::bigint * interval '1 microsecond'
-  order by last_heartbeat_at
-  limit sqlc.arg(max_rows)
-  for no key update skip locked
-)
-update jobs
-set status = case when attempts < max_attempts then 'queued'::job_status else 'failed'::job_status end,
-    worker_id = case when attempts < max_attempts then null else worker_id end,
-    run_at = case when attempts < max_attempts then now() else run_at end,
-    expires_at = case when attempts < max_attempts
-                      then expires_at else now() + sqlc.arg(retention_us)::bigint * interval '1 microsecond' end,
-    error_code = 'heartbeat_timeout',
-    error_message = 'the worker stopped sending heartbeats'
-where id in (select id from stale)
-returning *;
+-- when they have no attempts left. The rule is the database's
+-- (clipper_internal.requeue_stale_jobs), shared with pg_cron's
+-- clipper_internal.reap_stale_jobs.
+select * from clipper_internal.requeue_stale_jobs(
+  sqlc.arg(older_than_us)::bigint * interval '1 microsecond',
+  sqlc.arg(retention_us)::bigint * interval '1 microsecond',
+  sqlc.arg(max_rows)::integer);

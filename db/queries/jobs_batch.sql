@@ -1,12 +1,15 @@
 -- name: CopyJobs :copyfrom
--- Batch create through COPY; the row trigger still writes each status event.
+-- Batch create through COPY. COPY fires the statement-level trigger
+-- jobs_write_events_insert too: one INSERT writes every copied job's
+-- status event ({"to": "queued"}).
 insert into jobs (owner_id, api_key_id, source_type, source_url, source_object, params, max_attempts, run_at, expires_at)
 values ($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
 -- name: CompleteJobs :many
--- CompleteJob for many jobs of one worker in one statement (as
--- CompleteJob: each row's trigger writes its status event). Jobs not in
--- processing or held by another worker are left alone and not returned.
+-- CompleteJob for many jobs of one worker in one statement; the
+-- statement-level trigger jobs_write_events_update writes all their status
+-- events in one INSERT. Jobs not in processing or held by another worker
+-- are left alone and not returned.
 update jobs j
 set status = 'done',
     progress = 100,

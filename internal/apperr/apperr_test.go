@@ -49,9 +49,28 @@ func TestFromDBCodes(t *testing.T) {
 		require.False(t, env.OK)
 		require.Equal(t, c.code, env.Code)
 		require.NotContains(t, env.Message, "argon2id", "a failing row's detail never reaches a caller")
-		require.NotEqual(t, http.StatusOK, apperr.HTTPStatus(env.Code))
 	}
 	require.Nil(t, apperr.FromDB(nil, "job"))
+}
+
+// Every code has its one HTTP status; a code without a case is a 500.
+func TestHTTPStatus(t *testing.T) {
+	t.Parallel()
+	for code, status := range map[apperr.Code]int{
+		apperr.NotFound:             http.StatusNotFound,
+		apperr.Conflict:             http.StatusConflict,
+		apperr.InvalidTransition:    http.StatusConflict,
+		apperr.InvalidInput:         http.StatusBadRequest,
+		apperr.Unauthorized:         http.StatusUnauthorized,
+		apperr.Forbidden:            http.StatusForbidden,
+		apperr.RateLimited:          http.StatusTooManyRequests,
+		apperr.PayloadTooLarge:      http.StatusRequestEntityTooLarge,
+		apperr.Unavailable:          http.StatusServiceUnavailable,
+		apperr.Internal:             http.StatusInternalServerError,
+		apperr.Code("no_such_code"): http.StatusInternalServerError,
+	} {
+		require.Equal(t, status, apperr.HTTPStatus(code), "%s", code)
+	}
 }
 
 func TestEnvelopeOfUncodedErrorHidesIt(t *testing.T) {

@@ -45,7 +45,9 @@ func (r iteratorForCopyJobs) Err() error {
 	return nil
 }
 
-// Batch create through COPY; the row trigger still writes each status event.
+// Batch create through COPY. COPY fires the statement-level trigger
+// jobs_write_events_insert too: one INSERT writes every copied job's
+// status event ({"to": "queued"}).
 func (q *Queries) CopyJobs(ctx context.Context, arg []CopyJobsParams) (int64, error) {
 	return q.db.CopyFrom(ctx, []string{"jobs"}, []string{"owner_id", "api_key_id", "source_type", "source_url", "source_object", "params", "max_attempts", "run_at", "expires_at"}, &iteratorForCopyJobs{rows: arg})
 }

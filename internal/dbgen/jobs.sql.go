@@ -667,36 +667,24 @@ func (q *Queries) ListJobsByStatus(ctx context.Context, arg ListJobsByStatusPara
 }
 
 const requeueStaleJobs = `-- name: RequeueStaleJobs :many
-with stale as materialized (
-  select id from jobs
-  where status = 'processing'
-    and last_heartbeat_at < now() - $2::bigint * interval '1 microsecond'
-  order by last_heartbeat_at
-  limit $3
-  for no key update skip locked
-)
-update jobs
-set status = case when attempts < max_attempts then 'queued'::job_status else 'failed'::job_status end,
-    worker_id = case when attempts < max_attempts then null else worker_id end,
-    run_at = case when attempts < max_attempts then now() else run_at end,
-    expires_at = case when attempts < max_attempts
-                      then expires_at else now() + $1::bigint * interval '1 microsecond' end,
-    error_code = 'heartbeat_timeout',
-    error_message = 'the worker stopped sending heartbeats'
-where id in (select id from stale)
-returning id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at
+select id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at from clipper_internal.requeue_stale_jobs(
+  $1::bigint * interval '1 microsecond',
+  $2::bigint * interval '1 microsecond',
+  $3::integer)
 `
 
 type RequeueStaleJobsParams struct {
-	RetentionUs int64 `json:"retention_us"`
 	OlderThanUs int64 `json:"older_than_us"`
+	RetentionUs int64 `json:"retention_us"`
 	MaxRows     int32 `json:"max_rows"`
 }
 
 // Jobs whose worker stopped heartbeating go back to the queue, or fail
-// when they have no attempts left.
+// when they have no attempts left. The rule is the database's
+// (clipper_internal.requeue_stale_jobs), shared with pg_cron's
+// clipper_internal.reap_stale_jobs.
 func (q *Queries) RequeueStaleJobs(ctx context.Context, arg RequeueStaleJobsParams) ([]Job, error) {
-	rows, err := q.db.Query(ctx, requeueStaleJobs, arg.RetentionUs, arg.OlderThanUs, arg.MaxRows)
+	rows, err := q.db.Query(ctx, requeueStaleJobs, arg.OlderThanUs, arg.RetentionUs, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}

@@ -33,9 +33,10 @@ type CompleteJobsParams struct {
 	Completions json.RawMessage `json:"completions"`
 }
 
-// CompleteJob for many jobs of one worker in one statement (as
-// CompleteJob: each row's trigger writes its status event). Jobs not in
-// processing or held by another worker are left alone and not returned.
+// CompleteJob for many jobs of one worker in one statement; the
+// statement-level trigger jobs_write_events_update writes all their status
+// events in one INSERT. Jobs not in processing or held by another worker
+// are left alone and not returned.
 func (q *Queries) CompleteJobs(ctx context.Context, arg CompleteJobsParams) ([]uuid.UUID, error) {
 	rows, err := q.db.Query(ctx, completeJobs, arg.RetentionUs, arg.WorkerID, arg.Completions)
 	if err != nil {

@@ -155,6 +155,8 @@ func (r *Repo) Cancel(ctx context.Context, id uuid.UUID, retention time.Duration
 // older than olderThan away from their worker: back to the queue when
 // attempts are left, else failed with error code heartbeat_timeout (and
 // deleted by cleanup after retention). It returns the jobs it changed.
+// The rule is the database's clipper_internal.requeue_stale_jobs, which
+// pg_cron's reap_stale_jobs runs too.
 func (r *Repo) RequeueStale(ctx context.Context, olderThan time.Duration, limit int, retention time.Duration) ([]Job, error) {
 	if olderThan <= 0 || retention < 0 {
 		return nil, invalid("olderThan must be positive and retention not negative")

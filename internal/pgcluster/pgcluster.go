@@ -196,8 +196,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	// SIGINT is a fast shutdown: if this process dies without calling Stop,
-	// the server does not linger holding the data directory.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGINT}
+	// the server does not linger holding the data directory. Its own
+	// process group keeps a terminal's Ctrl-C, which goes to the whole
+	// foreground group, away from it: the caller stops it with Stop once
+	// its own clients have finished, not at the same moment.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGINT, Setpgid: true}
 	t0 := time.Now()
 	err = cmd.Start()
 	logFile.Close()
@@ -440,15 +443,42 @@ func runAs(dataDir string) (*syscall.Credential, error) {
 	return nil, errors.New("pgcluster: running as root and neither a postgres nor a nobody user exists to run the server as")
 }
 
+// ErrUnreachable says the server user cannot enter a parent folder of a data
+// directory (see Reachable).
+var ErrUnreachable = errors.New("pgcluster: data directory unreachable by the server user")
+
+// Reachable reports whether a server started by Start could use dataDir:
+// an error wrapping ErrUnreachable when running as root and the
+// unprivileged user the server would run as cannot enter one of dataDir's
+// parent folders (a checkout under /root, mode 0700), nil otherwise.
+func Reachable(dataDir string) error {
+	dataDir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return fmt.Errorf("pgcluster: %w", err)
+	}
+	cred, err := runAs(dataDir)
+	if err != nil || cred == nil {
+		return err
+	}
+	return checkTraversable(dataDir, cred)
+}
+
+// CheckStopped fails if a server from dataDir is running (see Start).
+func CheckStopped(dataDir string) error {
+	return checkNotRunning(dataDir, func(string, ...any) {})
+}
+
 // checkTraversable reports a clear error when a parent directory of dataDir
 // cannot be entered by the server user (a 0700 temporary directory, /root).
 func checkTraversable(dataDir string, cred *syscall.Credential) error {
 	for dir := filepath.Dir(dataDir); ; dir = filepath.Dir(dir) {
 		fi, err := os.Stat(dir)
-		if err != nil {
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("pgcluster: %w", err)
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		// A folder not made yet is skipped: Reachable may ask before the
+		// caller makes it; Start checks again once it exists.
+		if st, ok := statT(fi); ok {
 			perm := uint32(fi.Mode().Perm())
 			var bit uint32 = 0o001
 			switch {
@@ -458,13 +488,22 @@ func checkTraversable(dataDir string, cred *syscall.Credential) error {
 				bit = 0o010
 			}
 			if perm&bit == 0 {
-				return fmt.Errorf("pgcluster: the server runs as uid %d, which cannot enter %s (mode %04o); chmod o+x it or use another data dir", cred.Uid, dir, perm)
+				return fmt.Errorf("%w: the server runs as uid %d, which cannot enter %s (mode %04o); chmod o+x it or use another data dir", ErrUnreachable, cred.Uid, dir, perm)
 			}
 		}
 		if dir == filepath.Dir(dir) {
 			return nil
 		}
 	}
+}
+
+// statT returns fi's system stat, if fi is not nil.
+func statT(fi os.FileInfo) (*syscall.Stat_t, bool) {
+	if fi == nil {
+		return nil, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return st, ok
 }
 
 // checkNotRunning fails if a server from dataDir is already running. A

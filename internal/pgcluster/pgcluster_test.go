@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,4 +203,21 @@ func TestCancelDuringInitdb(t *testing.T) {
 	}
 	query(t, c, "select version()")
 	noErr(t, c.Stop(context.Background()), "Stop")
+}
+
+// The server leads a process group of its own, so a terminal's Ctrl-C,
+// which goes to the caller's whole foreground group, does not stop it
+// before the caller's clients are done: the caller stops it with Stop.
+func TestServerHasItsOwnProcessGroup(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := Start(ctx, Options{DataDir: testDataDir(t), Fast: true})
+	noErr(t, err, "Start")
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	pgid, err := syscall.Getpgid(c.proc.Pid)
+	noErr(t, err, "getpgid")
+	if pgid != c.proc.Pid || pgid == syscall.Getpgrp() {
+		t.Fatalf("postmaster %d is in process group %d (this process: %d), want its own", c.proc.Pid, pgid, syscall.Getpgrp())
+	}
+	noErr(t, c.Stop(ctx), "Stop")
 }

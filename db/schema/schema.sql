@@ -1032,6 +1032,12 @@ GRANT ALL ON FUNCTION auth.uid() TO authenticated;
 GRANT ALL ON FUNCTION auth.uid() TO service_role;
 
 --
+-- Name: FUNCTION api_keys_notify(); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.api_keys_notify() FROM PUBLIC;
+
+--
 -- Name: FUNCTION auth_user_exists(user_id uuid); Type: ACL; Schema: clipper_internal; Owner: -
 --
 
@@ -1042,6 +1048,30 @@ REVOKE ALL ON FUNCTION clipper_internal.auth_user_exists(user_id uuid) FROM PUBL
 --
 
 REVOKE ALL ON PROCEDURE clipper_internal.cleanup_expired(IN batch_size integer, IN max_batches integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION job_events_append_only(); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.job_events_append_only() FROM PUBLIC;
+
+--
+-- Name: FUNCTION job_events_notify(); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.job_events_notify() FROM PUBLIC;
+
+--
+-- Name: FUNCTION jobs_before_write(); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.jobs_before_write() FROM PUBLIC;
+
+--
+-- Name: FUNCTION jobs_write_events(); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.jobs_write_events() FROM PUBLIC;
 
 --
 -- Name: FUNCTION reap_stale_jobs(older_than interval, retention interval, max_rows integer); Type: ACL; Schema: clipper_internal; Owner: -

@@ -333,7 +333,9 @@ func runFor(ctx context.Context, n int, d time.Duration, fn func(ctx context.Con
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil && time.Now().Before(deadline) {
+			// Every worker runs at least once, so a phase reports figures
+			// even when a loaded machine starts its goroutines late.
+			for once := true; ctx.Err() == nil && (once || time.Now().Before(deadline)); once = false {
 				done, err := fn(ctx, w)
 				mu.Lock()
 				total += int64(done)

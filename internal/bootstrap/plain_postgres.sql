@@ -73,7 +73,10 @@ begin
   -- 20221215195500_modify_users_email_unique_index, 20230116124310_alter_phone_type,
   -- 20230116124412_add_deleted_at, 20240214120130_add_is_anonymous_column):
   -- the seed's sign-in user is written with the same columns here and on
-  -- Supabase.
+  -- Supabase. Left out: GoTrue's default '' on the phone_change, token
+  -- columns (drizzle-kit 0.31 pull, which reads this table for the
+  -- generated types, writes that default as invalid TypeScript); writers
+  -- here set '' themselves, as the seed does.
   if to_regclass('auth.users') is null then
     create table auth.users (
       instance_id uuid,
@@ -99,15 +102,15 @@ begin
       updated_at timestamptz default now(),
       phone text unique default null,
       phone_confirmed_at timestamptz,
-      phone_change text default '',
-      phone_change_token varchar(255) default '',
+      phone_change text,
+      phone_change_token varchar(255),
       phone_change_sent_at timestamptz,
       confirmed_at timestamptz generated always as (least(email_confirmed_at, phone_confirmed_at)) stored,
-      email_change_token_current varchar(255) default '',
+      email_change_token_current varchar(255),
       email_change_confirm_status smallint default 0
         check (email_change_confirm_status >= 0 and email_change_confirm_status <= 2),
       banned_until timestamptz,
-      reauthentication_token varchar(255) default '',
+      reauthentication_token varchar(255),
       reauthentication_sent_at timestamptz,
       is_sso_user boolean not null default false,
       deleted_at timestamptz,
@@ -138,15 +141,15 @@ begin
       add column is_super_admin boolean,
       add column phone text unique default null,
       add column phone_confirmed_at timestamptz,
-      add column phone_change text default '',
-      add column phone_change_token varchar(255) default '',
+      add column phone_change text,
+      add column phone_change_token varchar(255),
       add column phone_change_sent_at timestamptz,
       add column confirmed_at timestamptz generated always as (least(email_confirmed_at, phone_confirmed_at)) stored,
-      add column email_change_token_current varchar(255) default '',
+      add column email_change_token_current varchar(255),
       add column email_change_confirm_status smallint default 0
         check (email_change_confirm_status >= 0 and email_change_confirm_status <= 2),
       add column banned_until timestamptz,
-      add column reauthentication_token varchar(255) default '',
+      add column reauthentication_token varchar(255),
       add column reauthentication_sent_at timestamptz,
       add column is_sso_user boolean not null default false,
       add column deleted_at timestamptz,

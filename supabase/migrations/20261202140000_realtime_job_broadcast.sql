@@ -33,6 +33,13 @@
 -- (Supabase's own examples of broadcast triggers are too); realtime.send
 -- catches its own errors (a missing partition only raises a warning), so
 -- a broadcast can never fail a job write.
+--
+-- Cost where it runs, measured here with EXPLAIN ANALYZE (10 000 jobs
+-- created in one statement, then claimed in one; Realtime's objects from
+-- internal/bootstrap/realtime.sql; 2 busy cores, three alternating runs):
+-- the event triggers took 0.21-0.50 s / 0.68-0.93 s without the broadcast
+-- and 0.64-1.07 s / 0.79-1.81 s with it, i.e. some 10-90 us per job and
+-- statement, one realtime.send (a subtransaction and an insert) per job.
 
 create or replace function clipper_internal.job_events_broadcast() returns trigger
   language plpgsql

@@ -86,6 +86,14 @@ func TestRealtimeBroadcast(t *testing.T) {
 	require.Equal(t, 1, trigger)
 	require.Equal(t, 1, policy)
 
+	// Replaying every file (the Supabase CLI after dbmate) recreates nothing.
+	before := catalogSnapshot(t, conn, true)
+	names, sqls := migrationFiles(t)
+	for _, n := range names {
+		applyLikeSupabaseCLI(t, conn, n, sqls[n])
+	}
+	requireSameSnapshot(t, before, catalogSnapshot(t, conn, true))
+
 	_, err := conn.Exec(ctx, `insert into auth.users (id, email) values ($1, 'a@example.test'), ($2, 'b@example.test')`, ownerA, ownerB)
 	require.NoError(t, err)
 	var j1, j2 string

@@ -122,6 +122,13 @@ func FromDatabase(ctx context.Context, dsn string, opts Options) error {
 			return fmt.Errorf("typesgen: extra SQL: %w", err)
 		}
 	}
+	// drizzle-kit's index query picks each column's operator class from an
+	// unordered join (DISTINCT ON without a tie-break), so its output
+	// follows the plan, which follows the catalogs' statistics: fresh ones
+	// make it the same on every database built from the same migrations.
+	if err := execSQL(ctx, dsn, catalogStats); err != nil {
+		return fmt.Errorf("typesgen: %w", err)
+	}
 	files, err := Generate(ctx, dsn, opts.Dir)
 	if err != nil {
 		return err
@@ -282,6 +289,10 @@ begin
   end if;
 end
 $$;`
+
+// catalogStats analyzes the catalogs drizzle-kit's introspection joins.
+const catalogStats = `analyze pg_catalog.pg_class, pg_catalog.pg_index, pg_catalog.pg_attribute,
+  pg_catalog.pg_opclass, pg_catalog.pg_namespace, pg_catalog.pg_am`
 
 func execSQL(ctx context.Context, dsn, sql string) error {
 	conn, err := pgx.Connect(ctx, dsn)

@@ -98,11 +98,11 @@ export const jobs = pgTable("jobs", {
 	updatedAt: timestamp("updated_at", { withTimezone: true, mode: 'string' }).defaultNow().notNull(),
 	expiresAt: timestamp("expires_at", { withTimezone: true, mode: 'string' }),
 }, (table) => [
-	index("jobs_api_key_created_at_idx").using("btree", table.apiKeyId.asc().nullsLast().op("timestamptz_ops"), table.createdAt.asc().nullsLast().op("uuid_ops"), table.id.asc().nullsLast().op("timestamptz_ops")).where(sql`(api_key_id IS NOT NULL)`),
+	index("jobs_api_key_created_at_idx").using("btree", table.apiKeyId.asc().nullsLast().op("timestamptz_ops"), table.createdAt.asc().nullsLast().op("timestamptz_ops"), table.id.asc().nullsLast().op("uuid_ops")).where(sql`(api_key_id IS NOT NULL)`),
 	index("jobs_expires_at_idx").using("btree", table.expiresAt.asc().nullsLast().op("timestamptz_ops")).where(sql`(expires_at IS NOT NULL)`),
 	uniqueIndex("jobs_idempotency_key_idx").using("btree", sql`COALESCE(owner_id, api_key_id)`, sql`idempotency_key`),
-	index("jobs_owner_created_at_idx").using("btree", table.ownerId.asc().nullsLast().op("uuid_ops"), table.createdAt.asc().nullsLast().op("timestamptz_ops"), table.id.asc().nullsLast().op("timestamptz_ops")).where(sql`(owner_id IS NOT NULL)`),
-	index("jobs_status_created_at_idx").using("btree", table.status.asc().nullsLast().op("timestamptz_ops"), table.createdAt.asc().nullsLast().op("uuid_ops"), table.id.asc().nullsLast().op("uuid_ops")),
+	index("jobs_owner_created_at_idx").using("btree", table.ownerId.asc().nullsLast().op("timestamptz_ops"), table.createdAt.asc().nullsLast().op("uuid_ops"), table.id.asc().nullsLast().op("timestamptz_ops")).where(sql`(owner_id IS NOT NULL)`),
+	index("jobs_status_created_at_idx").using("btree", table.status.asc().nullsLast().op("timestamptz_ops"), table.createdAt.asc().nullsLast().op("timestamptz_ops"), table.id.asc().nullsLast().op("uuid_ops")),
 	foreignKey({
 			columns: [table.ownerId],
 			foreignColumns: [usersInAuth.id],

@@ -76,7 +76,7 @@ func Up(ctx context.Context, databaseURL string, log io.Writer) (Result, error) 
 		fmt.Fprintln(log, "Plain PostgreSQL: applied the Supabase base (roles, auth, storage)")
 	}
 	if err := ctx.Err(); err != nil {
-		return res, err
+		return res, fmt.Errorf("migrate: stopped before the first migration (the plain-Postgres base may be applied; it is idempotent): run clipper migrate again: %w", err)
 	}
 	if err := db.Migrate(); err != nil {
 		return res, halfway(db, res.Bootstrapped, before, err)

@@ -30,6 +30,7 @@ plaintext once; only its hash is stored. Safe to run again.`)
 		return err
 	}
 	fmt.Printf("Seeded demo user %s with one job in each status.\n", seed.DemoUserID)
+	fmt.Printf("Demo sign-in (Supabase Auth, e.g. under supabase start): %s / %s\n", seed.DemoUserEmail, seed.DemoUserPassword)
 	fmt.Printf("Demo API key (shown once, only its hash is stored):\n  %s\n", key)
 	return nil
 }

@@ -153,7 +153,7 @@ alter type public.job_status add value 'running';`
 	}
 	// Per file: the renamed column is reported (TS2339: no such property),
 	// and so is each rejected query that now compiles (TS2578).
-	for _, file := range []string{"checks/supabase.ts", "checks/drizzle.ts"} {
+	for _, file := range []string{"checks/supabase.ts", "checks/drizzle.ts", "checks/realtime.ts"} {
 		var lines []string
 		for _, l := range strings.Split(out, "\n") {
 			if strings.Contains(l, file) {

@@ -1,6 +1,8 @@
 // Package bootstrap gives a plain PostgreSQL the parts of a Supabase
 // database that the migrations expect (API roles, auth.uid(), storage
-// tables), and leaves a real Supabase database untouched.
+// tables), and leaves a real Supabase database untouched. Each piece is
+// created only where it is missing, so a database with some of Supabase's
+// schemas keeps them as they are.
 package bootstrap
 
 import (
@@ -14,6 +16,9 @@ import (
 //go:embed plain_postgres.sql
 var plainPostgresSQL string
 
+//go:embed realtime.sql
+var realtimeSQL string
+
 // missingQuery reports whether any piece the bootstrap provides is absent.
 const missingQuery = `
 select not (
@@ -24,6 +29,7 @@ select not (
   and to_regprocedure('auth.jwt()') is not null
   and to_regprocedure('auth.role()') is not null
   and to_regclass('auth.users') is not null
+  and to_regclass('auth.identities') is not null
   and to_regclass('storage.buckets') is not null
   and to_regclass('storage.objects') is not null
   and to_regprocedure('storage.foldername(text)') is not null
@@ -51,6 +57,19 @@ func Apply(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		return false, fmt.Errorf("bootstrap: apply plain-postgres base: %w", err)
 	}
 	return true, nil
+}
+
+// ApplyRealtime adds Supabase Realtime's objects for Broadcast from the
+// database (realtime.messages with today's partitions, realtime.topic(),
+// realtime.send()), copied from Realtime's own migrations, where missing.
+// Apply it before the migrations, as Supabase runs Realtime's migrations
+// before a project's: the migrations then install the broadcast. Plain
+// Postgres has no Realtime server, so clipper migrate never applies it.
+func ApplyRealtime(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, realtimeSQL, pgx.QueryExecModeSimpleProtocol); err != nil {
+		return fmt.Errorf("bootstrap: apply realtime objects: %w", err)
+	}
+	return nil
 }
 
 // SQL returns the bootstrap script (tests key their templates on it).

@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 
 	"github.com/amacneil/dbmate/v2/pkg/dbmate"
-	_ "github.com/amacneil/dbmate/v2/pkg/driver/postgres" // registers postgres:// for dbmate
 	"github.com/jackc/pgx/v5"
 
 	"github.com/clipper/clipper/internal/bootstrap"
@@ -38,29 +36,30 @@ type Result struct {
 
 // Up bootstraps a plain PostgreSQL if needed, then applies every pending
 // migration in order. Progress lines go to log (nil discards them).
+//
+// databaseURL is anything pgx (and libpq) accepts: a URL or key=value
+// string, with or without sslmode (default prefer: TLS if the server has
+// it). dbmate runs over the same pgx connection settings, so the two
+// never disagree about TLS. Nothing is changed until both can connect;
+// if a migration fails after the bootstrap or earlier migrations were
+// applied, the error says so and that running it again resumes there.
 func Up(ctx context.Context, databaseURL string, log io.Writer) (Result, error) {
 	if log == nil {
 		log = io.Discard
 	}
 	var res Result
-	conn, err := pgx.Connect(ctx, databaseURL)
+	cfg, err := parseConfig(databaseURL)
+	if err != nil {
+		return res, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.Copy())
 	if err != nil {
 		return res, fmt.Errorf("migrate: connect: %w", err)
 	}
 	defer conn.Close(context.Background())
 
-	res.Bootstrapped, err = bootstrap.Apply(ctx, conn)
-	if err != nil {
-		return res, fmt.Errorf("migrate: %w", err)
-	}
-	if res.Bootstrapped {
-		fmt.Fprintln(log, "Plain PostgreSQL: applied the Supabase base (roles, auth, storage)")
-	}
-
-	db, err := newDB(databaseURL, log)
-	if err != nil {
-		return res, err
-	}
+	db := newDB(cfg, log)
+	// dbmate's own connection, checked before anything is written.
 	before, err := pending(db)
 	if err != nil {
 		return res, err
@@ -68,11 +67,55 @@ func Up(ctx context.Context, databaseURL string, log io.Writer) (Result, error) 
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
+
+	res.Bootstrapped, err = bootstrap.Apply(ctx, conn)
+	if err != nil {
+		return res, fmt.Errorf("migrate: %w (nothing was recorded as applied; run clipper migrate again once fixed: every step is idempotent)", err)
+	}
+	if res.Bootstrapped {
+		fmt.Fprintln(log, "Plain PostgreSQL: applied the Supabase base (roles, auth, storage)")
+	}
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("migrate: stopped before the first migration (the plain-Postgres base may be applied; it is idempotent): run clipper migrate again: %w", err)
+	}
 	if err := db.Migrate(); err != nil {
-		return res, fmt.Errorf("migrate: apply: %w", err)
+		return res, halfway(db, res.Bootstrapped, before, err)
 	}
 	res.Applied = before
 	return res, nil
+}
+
+// halfway explains a failed run: what is already in the database, and
+// that running again resumes where it stopped.
+func halfway(db *dbmate.DB, bootstrapped bool, before []string, cause error) error {
+	done := 0
+	next := ""
+	if still, err := pending(db); err == nil {
+		done = len(before) - len(still)
+		if len(still) > 0 {
+			next = still[0]
+		}
+	}
+	var b strings.Builder
+	b.WriteString("migrate: ")
+	// dbmate reports a failed file as a QueryError; it ran in one
+	// transaction, rolled back, and is the first one still pending.
+	var qerr *dbmate.QueryError
+	inFile := errors.As(cause, &qerr) && next != ""
+	if inFile {
+		fmt.Fprintf(&b, "apply %s: %v. ", next, cause)
+	} else {
+		fmt.Fprintf(&b, "apply: %v. ", cause)
+	}
+	if bootstrapped {
+		b.WriteString("The plain-Postgres base was applied; ")
+	}
+	fmt.Fprintf(&b, "%d of %d pending migration(s) were applied and recorded", done, len(before))
+	if inFile {
+		fmt.Fprintf(&b, "; %s was rolled back", next)
+	}
+	b.WriteString(". Fix the cause and run clipper migrate again: it resumes at the first unapplied file")
+	return errors.New(b.String())
 }
 
 // Status lists every embedded migration and whether it is applied.
@@ -80,11 +123,11 @@ func Status(ctx context.Context, databaseURL string) ([]Migration, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	db, err := newDB(databaseURL, io.Discard)
+	cfg, err := parseConfig(databaseURL)
 	if err != nil {
 		return nil, err
 	}
-	found, err := db.FindMigrations()
+	found, err := newDB(cfg, io.Discard).FindMigrations()
 	if err != nil {
 		return nil, fmt.Errorf("migrate: status: %w", err)
 	}
@@ -128,20 +171,25 @@ func pending(db *dbmate.DB) ([]string, error) {
 	return names, nil
 }
 
-func newDB(databaseURL string, log io.Writer) (*dbmate.DB, error) {
-	u, err := url.Parse(databaseURL)
+// parseConfig reads the DSN as pgx does (URL or key=value, PG*
+// environment variables, sslmode default prefer). Its error never quotes
+// the DSN, which may hold a password.
+func parseConfig(databaseURL string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
-		return nil, errors.New("migrate: DATABASE_URL is not a valid URL")
+		return nil, errors.New("migrate: DATABASE_URL is not a valid PostgreSQL connection string (URL or key=value)")
 	}
-	if u.Scheme == "postgresql" {
-		u.Scheme = "postgres"
-	}
-	db := dbmate.New(u)
+	return cfg, nil
+}
+
+func newDB(cfg *pgx.ConnConfig, log io.Writer) *dbmate.DB {
+	db := dbmate.New(driverURL(cfg))
+	db.DriverName = driverScheme
 	db.FS = supabase.Migrations
 	db.MigrationsDir = []string{"migrations"}
 	db.MigrationsTableName = HistoryTable
 	db.AutoDumpSchema = false
 	db.Strict = false
 	db.Log = log
-	return db, nil
+	return db
 }

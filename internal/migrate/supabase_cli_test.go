@@ -99,3 +99,58 @@ func TestSupabaseCLI(t *testing.T) {
 	// And the CLI, after dbmate, still has nothing to do.
 	require.Contains(t, push(), "Remote database is up to date")
 }
+
+// The project folder as the CLI sees it (supabase/config.toml, migrations,
+// seed.sql): the CLI parses config.toml (it refuses an invalid one before
+// connecting), applies the migrations and the seed named by
+// [db.seed].sql_paths, and the seeded demo user is there to sign in.
+// `supabase start` itself needs Docker, which this machine lacks.
+func TestSupabaseCLIProjectFolder(t *testing.T) {
+	t.Parallel()
+	cli := os.Getenv(supabaseCLIEnv)
+	if cli == "" {
+		t.Skip(supabaseCLIEnv + " is not set (scripts/supabase-push-check.sh sets it)")
+	}
+	ctx := context.Background()
+	dsn := emptyDatabase(t)
+	conn := connect(t, dsn)
+	_, err := bootstrap.Apply(ctx, conn)
+	require.NoError(t, err)
+
+	workdir := t.TempDir()
+	require.NoError(t, os.CopyFS(filepath.Join(workdir, "supabase"), supabase.Migrations))
+	for _, f := range []string{"config.toml", "seed.sql"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "supabase", f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(workdir, "supabase", f), b, 0o644))
+	}
+	run := func(args ...string) (string, error) {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(pctx, cli, append(args, "--workdir", workdir)...)
+		cmd.Env = append(os.Environ(), "DO_NOT_TRACK=1", "SUPABASE_TELEMETRY_DISABLED=1")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	out, err := run("db", "push", "--db-url", dsn, "--include-all", "--include-seed", "--yes")
+	require.NoError(t, err, out)
+	require.NotContains(t, out, "failed to parse config")
+	require.Contains(t, out, "seed.sql", out)
+	var email string
+	require.NoError(t, conn.QueryRow(ctx, `select u.email from auth.users u join auth.identities i on i.user_id = u.id
+		where u.encrypted_password like '$2%' and i.provider = 'email'`).Scan(&email))
+	require.Equal(t, "demo@clipper.local", email)
+	var limits string
+	require.NoError(t, conn.QueryRow(ctx, `select string_agg(id || ' ' || file_size_limit, ', ' order by id) from storage.buckets`).Scan(&limits))
+	require.Equal(t, "results 1073741824, sources 5368709120", limits)
+
+	// The same check catches a broken config.toml: the CLI validates it.
+	cfg := filepath.Join(workdir, "supabase", "config.toml")
+	b, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(string(b), `file_size_limit = "1GiB"`, `file_size_limit = "lots"`, 1)), 0o644))
+	out, err = run("db", "push", "--db-url", dsn, "--dry-run")
+	require.Error(t, err)
+	require.Contains(t, out, "failed to parse config")
+}

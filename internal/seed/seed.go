@@ -15,6 +15,13 @@ import (
 // DemoUserID owns the seeded jobs.
 const DemoUserID = "d0000000-0000-4000-8000-000000000001"
 
+// The demo user signs in with Supabase Auth (under `supabase start`) with
+// this email and development password; seed.sql stores its bcrypt hash.
+const (
+	DemoUserEmail    = "demo@clipper.local"
+	DemoUserPassword = "clipper-demo-password"
+)
+
 // Apply runs seed.sql; running it again changes nothing.
 func Apply(ctx context.Context, db database.DB) error {
 	return database.InTx(ctx, db, func(tx pgx.Tx) error {

@@ -7,7 +7,21 @@
 -- jobs trigger writes. Inserting into an identity column needs no
 -- sequence privilege, so the API roles need none; service_role keeps its
 -- own.
+--
+-- Amended by 20261202140300_sequence_privileges_own_only.sql: this file
+-- first revoked on every sequence in public, which in a project shared
+-- with other apps took their sequences' rights away too. It now touches
+-- only this project's sequence, so replaying it (the Supabase CLI or
+-- dbmate over a database that lacks its history) is harmless.
 
-revoke all on all sequences in schema public from anon, authenticated;
+do $$
+declare
+  seq text := pg_get_serial_sequence('public.job_events', 'id');
+begin
+  if seq is not null then
+    execute format('revoke all on sequence %s from anon, authenticated', seq);
+  end if;
+end
+$$;
 
 -- migrate:down

@@ -37,10 +37,28 @@ CREATE SCHEMA clipper_internal;
 CREATE SCHEMA clipper_meta;
 
 --
+-- Name: extensions; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA extensions;
+
+--
 -- Name: storage; Type: SCHEMA; Schema: -; Owner: -
 --
 
 CREATE SCHEMA storage;
+
+--
+-- Name: pgcrypto; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA extensions;
+
+--
+-- Name: EXTENSION pgcrypto; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON EXTENSION pgcrypto IS 'cryptographic functions';
 
 --
 -- Name: job_source_type; Type: TYPE; Schema: public; Owner: -
@@ -70,11 +88,11 @@ CREATE TYPE public.job_status AS ENUM (
 CREATE FUNCTION auth.jwt() RETURNS jsonb
     LANGUAGE sql STABLE
     AS $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim', true), ''),
-    nullif(current_setting('request.jwt.claims', true), '')
-  )::jsonb
-$$;
+      select coalesce(
+        nullif(current_setting('request.jwt.claim', true), ''),
+        nullif(current_setting('request.jwt.claims', true), '')
+      )::jsonb
+    $$;
 
 --
 -- Name: role(); Type: FUNCTION; Schema: auth; Owner: -
@@ -83,11 +101,11 @@ $$;
 CREATE FUNCTION auth.role() RETURNS text
     LANGUAGE sql STABLE
     AS $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.role', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
-  )::text
-$$;
+      select coalesce(
+        nullif(current_setting('request.jwt.claim.role', true), ''),
+        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
+      )::text
+    $$;
 
 --
 -- Name: uid(); Type: FUNCTION; Schema: auth; Owner: -
@@ -96,11 +114,11 @@ $$;
 CREATE FUNCTION auth.uid() RETURNS uuid
     LANGUAGE sql STABLE
     AS $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.sub', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
-  )::uuid
-$$;
+      select coalesce(
+        nullif(current_setting('request.jwt.claim.sub', true), ''),
+        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+      )::uuid
+    $$;
 
 --
 -- Name: api_keys_notify(); Type: FUNCTION; Schema: clipper_internal; Owner: -
@@ -181,6 +199,27 @@ begin
   end if;
   raise exception 'job_events is append-only: % is not allowed', lower(tg_op)
     using errcode = 'CL002';
+end
+$$;
+
+--
+-- Name: job_events_broadcast(); Type: FUNCTION; Schema: clipper_internal; Owner: -
+--
+
+CREATE FUNCTION clipper_internal.job_events_broadcast() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform realtime.send(
+      jsonb_build_object('job_id', j.id, 'event_id', s.event_id, 'status', j.status, 'progress', j.progress),
+      'job',
+      'clipper:jobs:' || j.owner_id::text,
+      true)
+  from (select job_id, max(id) as event_id from new_events group by job_id) s
+  join public.jobs j on j.id = s.job_id
+  where j.owner_id is not null;
+  return null;
 end
 $$;
 
@@ -406,13 +445,13 @@ $$;
 CREATE FUNCTION storage.filename(name text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE
     AS $$
-declare
-  _parts text[];
-begin
-  select string_to_array(name, '/') into _parts;
-  return _parts[array_length(_parts, 1)];
-end
-$$;
+    declare
+      _parts text[];
+    begin
+      select string_to_array(name, '/') into _parts;
+      return _parts[array_length(_parts, 1)];
+    end
+    $$;
 
 --
 -- Name: foldername(text); Type: FUNCTION; Schema: storage; Owner: -
@@ -421,24 +460,71 @@ $$;
 CREATE FUNCTION storage.foldername(name text) RETURNS text[]
     LANGUAGE plpgsql IMMUTABLE
     AS $$
-declare
-  _parts text[];
-begin
-  select string_to_array(name, '/') into _parts;
-  return _parts[1:array_length(_parts, 1) - 1];
-end
-$$;
+    declare
+      _parts text[];
+    begin
+      select string_to_array(name, '/') into _parts;
+      return _parts[1:array_length(_parts, 1) - 1];
+    end
+    $$;
+
+--
+-- Name: identities; Type: TABLE; Schema: auth; Owner: -
+--
+
+CREATE TABLE auth.identities (
+    provider_id text NOT NULL,
+    user_id uuid NOT NULL,
+    identity_data jsonb NOT NULL,
+    provider text NOT NULL,
+    last_sign_in_at timestamp with time zone,
+    created_at timestamp with time zone,
+    updated_at timestamp with time zone,
+    email text GENERATED ALWAYS AS (lower((identity_data ->> 'email'::text))) STORED,
+    id uuid DEFAULT gen_random_uuid() NOT NULL
+);
 
 --
 -- Name: users; Type: TABLE; Schema: auth; Owner: -
 --
 
 CREATE TABLE auth.users (
+    instance_id uuid,
     id uuid NOT NULL,
-    email text,
+    aud character varying(255),
+    role character varying(255),
+    email character varying(255),
+    encrypted_password character varying(255),
+    email_confirmed_at timestamp with time zone,
+    invited_at timestamp with time zone,
+    confirmation_token character varying(255),
+    confirmation_sent_at timestamp with time zone,
+    recovery_token character varying(255),
+    recovery_sent_at timestamp with time zone,
+    email_change_token_new character varying(255),
+    email_change character varying(255),
+    email_change_sent_at timestamp with time zone,
+    last_sign_in_at timestamp with time zone,
+    raw_app_meta_data jsonb,
     raw_user_meta_data jsonb,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
+    is_super_admin boolean,
+    created_at timestamp with time zone DEFAULT now(),
+    updated_at timestamp with time zone DEFAULT now(),
+    phone text,
+    phone_confirmed_at timestamp with time zone,
+    phone_change text,
+    phone_change_token character varying(255),
+    phone_change_sent_at timestamp with time zone,
+    confirmed_at timestamp with time zone GENERATED ALWAYS AS (LEAST(email_confirmed_at, phone_confirmed_at)) STORED,
+    email_change_token_current character varying(255),
+    email_change_confirm_status smallint DEFAULT 0,
+    banned_until timestamp with time zone,
+    reauthentication_token character varying(255),
+    reauthentication_sent_at timestamp with time zone,
+    is_sso_user boolean DEFAULT false NOT NULL,
+    deleted_at timestamp with time zone,
+    is_anonymous boolean DEFAULT false NOT NULL,
+    CONSTRAINT users_email_change_confirm_status_check CHECK (((email_change_confirm_status >= 0) AND (email_change_confirm_status <= 2)))
 );
 
 --
@@ -643,11 +729,25 @@ CREATE TABLE storage.objects (
 );
 
 --
--- Name: users users_email_key; Type: CONSTRAINT; Schema: auth; Owner: -
+-- Name: identities identities_pkey; Type: CONSTRAINT; Schema: auth; Owner: -
+--
+
+ALTER TABLE ONLY auth.identities
+    ADD CONSTRAINT identities_pkey PRIMARY KEY (id);
+
+--
+-- Name: identities identities_provider_id_provider_unique; Type: CONSTRAINT; Schema: auth; Owner: -
+--
+
+ALTER TABLE ONLY auth.identities
+    ADD CONSTRAINT identities_provider_id_provider_unique UNIQUE (provider_id, provider);
+
+--
+-- Name: users users_phone_key; Type: CONSTRAINT; Schema: auth; Owner: -
 --
 
 ALTER TABLE ONLY auth.users
-    ADD CONSTRAINT users_email_key UNIQUE (email);
+    ADD CONSTRAINT users_phone_key UNIQUE (phone);
 
 --
 -- Name: users users_pkey; Type: CONSTRAINT; Schema: auth; Owner: -
@@ -739,6 +839,24 @@ ALTER TABLE ONLY storage.buckets
 
 ALTER TABLE ONLY storage.objects
     ADD CONSTRAINT objects_pkey PRIMARY KEY (id);
+
+--
+-- Name: identities_email_idx; Type: INDEX; Schema: auth; Owner: -
+--
+
+CREATE INDEX identities_email_idx ON auth.identities USING btree (email text_pattern_ops);
+
+--
+-- Name: identities_user_id_idx; Type: INDEX; Schema: auth; Owner: -
+--
+
+CREATE INDEX identities_user_id_idx ON auth.identities USING btree (user_id);
+
+--
+-- Name: users_email_partial_key; Type: INDEX; Schema: auth; Owner: -
+--
+
+CREATE UNIQUE INDEX users_email_partial_key ON auth.users USING btree (email) WHERE (is_sso_user = false);
 
 --
 -- Name: api_keys_owner_id_idx; Type: INDEX; Schema: public; Owner: -
@@ -841,6 +959,13 @@ CREATE TRIGGER jobs_write_events_insert AFTER INSERT ON public.jobs REFERENCING 
 --
 
 CREATE TRIGGER jobs_write_events_update AFTER UPDATE ON public.jobs REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION clipper_internal.jobs_write_events();
+
+--
+-- Name: identities identities_user_id_fkey; Type: FK CONSTRAINT; Schema: auth; Owner: -
+--
+
+ALTER TABLE ONLY auth.identities
+    ADD CONSTRAINT identities_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE;
 
 --
 -- Name: api_key_rate_limits api_key_rate_limits_key_id_fkey; Type: FK CONSTRAINT; Schema: clipper_internal; Owner: -
@@ -1054,6 +1179,12 @@ REVOKE ALL ON PROCEDURE clipper_internal.cleanup_expired(IN batch_size integer, 
 --
 
 REVOKE ALL ON FUNCTION clipper_internal.job_events_append_only() FROM PUBLIC;
+
+--
+-- Name: FUNCTION job_events_broadcast(); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.job_events_broadcast() FROM PUBLIC;
 
 --
 -- Name: FUNCTION job_events_notify(); Type: ACL; Schema: clipper_internal; Owner: -

@@ -45,7 +45,7 @@ export const usersInAuth = auth.table("users", {
 	deletedAt: timestamp("deleted_at", { withTimezone: true, mode: 'string' }),
 	isAnonymous: boolean("is_anonymous").default(false).notNull(),
 }, (table) => [
-	uniqueIndex("users_email_partial_key").using("btree", table.email.asc().nullsLast().op("text_ops")).where(sql`(is_sso_user = false)`),
+	uniqueIndex("users_email_partial_key").using("btree", table.email.asc().nullsLast()).where(sql`(is_sso_user = false)`),
 	unique("users_phone_key").on(table.phone),
 	check("users_email_change_confirm_status_check", sql`(email_change_confirm_status >= 0) AND (email_change_confirm_status <= 2)`),
 ]);
@@ -61,8 +61,8 @@ export const identitiesInAuth = auth.table("identities", {
 	email: text().generatedAlwaysAs(sql`lower((identity_data ->> 'email'::text))`),
 	id: uuid().defaultRandom().primaryKey().notNull(),
 }, (table) => [
-	index("identities_email_idx").using("btree", table.email.asc().nullsLast().op("text_pattern_ops")),
-	index("identities_user_id_idx").using("btree", table.userId.asc().nullsLast().op("uuid_ops")),
+	index("identities_email_idx").using("btree", table.email.asc().nullsLast()),
+	index("identities_user_id_idx").using("btree", table.userId.asc().nullsLast()),
 	foreignKey({
 			columns: [table.userId],
 			foreignColumns: [usersInAuth.id],
@@ -98,11 +98,11 @@ export const jobs = pgTable("jobs", {
 	updatedAt: timestamp("updated_at", { withTimezone: true, mode: 'string' }).defaultNow().notNull(),
 	expiresAt: timestamp("expires_at", { withTimezone: true, mode: 'string' }),
 }, (table) => [
-	index("jobs_api_key_created_at_idx").using("btree", table.apiKeyId.asc().nullsLast().op("timestamptz_ops"), table.createdAt.asc().nullsLast().op("timestamptz_ops"), table.id.asc().nullsLast().op("uuid_ops")).where(sql`(api_key_id IS NOT NULL)`),
-	index("jobs_expires_at_idx").using("btree", table.expiresAt.asc().nullsLast().op("timestamptz_ops")).where(sql`(expires_at IS NOT NULL)`),
+	index("jobs_api_key_created_at_idx").using("btree", table.apiKeyId.asc().nullsLast(), table.createdAt.asc().nullsLast(), table.id.asc().nullsLast()).where(sql`(api_key_id IS NOT NULL)`),
+	index("jobs_expires_at_idx").using("btree", table.expiresAt.asc().nullsLast()).where(sql`(expires_at IS NOT NULL)`),
 	uniqueIndex("jobs_idempotency_key_idx").using("btree", sql`COALESCE(owner_id, api_key_id)`, sql`idempotency_key`),
-	index("jobs_owner_created_at_idx").using("btree", table.ownerId.asc().nullsLast().op("timestamptz_ops"), table.createdAt.asc().nullsLast().op("uuid_ops"), table.id.asc().nullsLast().op("timestamptz_ops")).where(sql`(owner_id IS NOT NULL)`),
-	index("jobs_status_created_at_idx").using("btree", table.status.asc().nullsLast().op("timestamptz_ops"), table.createdAt.asc().nullsLast().op("timestamptz_ops"), table.id.asc().nullsLast().op("uuid_ops")),
+	index("jobs_owner_created_at_idx").using("btree", table.ownerId.asc().nullsLast(), table.createdAt.asc().nullsLast(), table.id.asc().nullsLast()).where(sql`(owner_id IS NOT NULL)`),
+	index("jobs_status_created_at_idx").using("btree", table.status.asc().nullsLast(), table.createdAt.asc().nullsLast(), table.id.asc().nullsLast()),
 	foreignKey({
 			columns: [table.ownerId],
 			foreignColumns: [usersInAuth.id],
@@ -149,8 +149,8 @@ export const apiKeys = pgTable("api_keys", {
 	revokedAt: timestamp("revoked_at", { withTimezone: true, mode: 'string' }),
 	rotatedFrom: uuid("rotated_from"),
 }, (table) => [
-	index("api_keys_owner_id_idx").using("btree", table.ownerId.asc().nullsLast().op("uuid_ops")).where(sql`(owner_id IS NOT NULL)`),
-	index("api_keys_rotated_from_idx").using("btree", table.rotatedFrom.asc().nullsLast().op("uuid_ops")).where(sql`(rotated_from IS NOT NULL)`),
+	index("api_keys_owner_id_idx").using("btree", table.ownerId.asc().nullsLast()).where(sql`(owner_id IS NOT NULL)`),
+	index("api_keys_rotated_from_idx").using("btree", table.rotatedFrom.asc().nullsLast()).where(sql`(rotated_from IS NOT NULL)`),
 	foreignKey({
 			columns: [table.ownerId],
 			foreignColumns: [usersInAuth.id],

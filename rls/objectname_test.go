@@ -62,7 +62,7 @@ var objectNames = []struct {
 	{"vidéo.mp4", false},
 	{"日本.mp4", false},
 	{"clip–1.mp4", false}, // an en dash
-	{"a\u00a0b", false},    // a no-break space
+	{"a\u00a0b", false},   // a no-break space
 	{"a\\b", false},
 	{"a\nb", false},
 	{"a\tb", false},

@@ -163,7 +163,7 @@ func checkSourceURL(s string) error {
 // job with this owner and API key takes its source from: "<owner>/" for a
 // job with an owner, "keys/<api key id>/" for one made by a key without
 // an owner, "" (anywhere) for a job with neither, which only admin keys
-// see. The database's clipper_internal.job_source_allowed holds the same
+// see. The database's jobs_source_object_folder_check holds the same
 // rule for every writer.
 func SourceFolder(owner, apiKey uuid.NullUUID) string {
 	switch {

@@ -116,7 +116,12 @@ export const jobs = pgTable("jobs", {
 	check("jobs_processing_check", sql`(status <> 'processing'::job_status) OR ((worker_id IS NOT NULL) AND (claimed_at IS NOT NULL) AND (last_heartbeat_at IS NOT NULL))`),
 	check("jobs_queued_check", sql`(status <> 'queued'::job_status) OR (worker_id IS NULL)`),
 	check("jobs_done_check", sql`(status <> 'done'::job_status) OR (error_code IS NULL)`),
-	check("jobs_source_object_folder_check", sql`(source_object IS NULL) OR clipper_internal.job_source_allowed(source_object, owner_id, api_key_id)`),
+	check("jobs_source_object_folder_check", sql`(source_object IS NULL) OR (clipper_internal.valid_object_name(source_object) AND
+CASE
+    WHEN (owner_id IS NOT NULL) THEN starts_with(source_object, ((owner_id)::text || '/'::text))
+    WHEN (api_key_id IS NOT NULL) THEN starts_with(source_object, (('keys/'::text || (api_key_id)::text) || '/'::text))
+    ELSE true
+END)`),
 	check("jobs_result_keys_job_check", sql`(cardinality(result_keys) = 0) OR clipper_internal.job_result_keys_allowed(id, result_keys)`),
 ]);
 

@@ -53,7 +53,12 @@ func TestUpgradeWithRowsOutsideTheirFolders(t *testing.T) {
 		update public.jobs set status = 'processing', attempts = 1, worker_id = 'w', claimed_at = now(),
 		  last_heartbeat_at = now() where id = '00000000-0000-4000-8000-0000000000d1';
 		update public.jobs set status = 'done', result_keys = '{clip.mp4}'
-		  where id = '00000000-0000-4000-8000-0000000000d1';`)
+		  where id = '00000000-0000-4000-8000-0000000000d1';
+		insert into public.jobs (id, owner_id, source_type, source_object) values
+		  ('00000000-0000-4000-8000-0000000000d2', '00000000-0000-4000-8000-00000000000a', 'upload',
+		   '00000000-0000-4000-8000-00000000000b/private.mp4'),
+		  ('00000000-0000-4000-8000-0000000000d3', '00000000-0000-4000-8000-00000000000a', 'upload',
+		   '00000000-0000-4000-8000-00000000000a/mine.mp4');`)
 	require.NoError(t, err)
 
 	_, err = migrate.Up(ctx, dsn, nil)
@@ -72,13 +77,25 @@ func TestUpgradeWithRowsOutsideTheirFolders(t *testing.T) {
 	require.Equal(t, []string{"jobs_result_keys_job_check", "jobs_source_object_folder_check"}, notValid)
 
 	var source string
-	require.NoError(t, conn.QueryRow(ctx, `select source_object from public.jobs`).Scan(&source))
-	require.Equal(t, "00000000-0000-4000-8000-00000000000b/private.mp4", source, "the row is kept")
+	require.NoError(t, conn.QueryRow(ctx, `select source_object from public.jobs
+		where id = '00000000-0000-4000-8000-0000000000d1'`).Scan(&source))
+	require.Equal(t, "00000000-0000-4000-8000-00000000000b/private.mp4", source, "the finished row is kept")
+
+	// The queued job on another user's upload is canceled, so that claims
+	// (which would fail on it) go on; the rightful one stays queued.
+	var status, code string
+	require.NoError(t, conn.QueryRow(ctx, `select status::text, coalesce(error_code, '') from public.jobs
+		where id = '00000000-0000-4000-8000-0000000000d2'`).Scan(&status, &code))
+	require.Equal(t, []string{"canceled", "source_not_allowed"}, []string{status, code})
+	var claimed string
+	require.NoError(t, conn.QueryRow(ctx, `update public.jobs set status = 'processing', attempts = 1, worker_id = 'w',
+		claimed_at = now(), last_heartbeat_at = now() where status = 'queued' returning id::text`).Scan(&claimed))
+	require.Equal(t, "00000000-0000-4000-8000-0000000000d3", claimed)
 	_, err = conn.Exec(ctx, `insert into public.jobs (owner_id, source_type, source_object)
 		values ('00000000-0000-4000-8000-00000000000a', 'upload', '00000000-0000-4000-8000-00000000000b/x.mp4')`)
 	require.ErrorContains(t, err, "jobs_source_object_folder_check")
 
-	// Once the old rows are gone, applying the migrations again validates.
+	// Once the old rows are gone, applying the migration again validates.
 	_, err = conn.Exec(ctx, `delete from public.jobs`)
 	require.NoError(t, err)
 	applyLikeSupabaseCLI(t, conn, isolation, sqls[isolation])

@@ -47,6 +47,11 @@
 -- Constraints are added NOT VALID and validated only when no existing row
 -- breaks them, so that upgrading a database with older rows (results at the
 -- bucket root, say) succeeds; new and updated rows obey them either way.
+-- A queued or processing job whose source breaks the rule (such as a job on
+-- another user's upload) would then make every claim or reap batch that
+-- reaches it fail, so it is canceled first, with error_code
+-- source_not_allowed and its status event; finished jobs are left as they
+-- are (nothing updates them; cleanup deletes them in time).
 -- The policies clipper_sources_insert_own and clipper_sources_select_own of
 -- 20261127000500 are altered in place (ALTER POLICY is idempotent).
 
@@ -130,6 +135,17 @@ grant execute on function clipper_internal.valid_object_name(text),
   clipper_internal.object_job_id(text),
   clipper_internal.may_create_jobs()
   to authenticated, service_role;
+
+update public.jobs j
+set status = 'canceled', error_code = 'source_not_allowed',
+    error_message = 'the source object is outside the job''s own folder of the sources bucket'
+where j.status in ('queued', 'processing') and j.source_object is not null
+  and not (clipper_internal.valid_object_name(j.source_object)
+           and case
+             when j.owner_id is not null then starts_with(j.source_object, j.owner_id::text || '/')
+             when j.api_key_id is not null then starts_with(j.source_object, 'keys/' || j.api_key_id::text || '/')
+             else true
+           end);
 
 do $$
 begin

@@ -177,7 +177,9 @@ func TestResultsReadPolicy(t *testing.T) {
 	require.Empty(t, list(rls.Authenticated, rls.UserClaims(uuid.NewString())))
 	require.Empty(t, list(rls.Anon, rls.AnonClaims()))
 
-	// What Storage runs for createSignedUrl: the object, read as the caller.
+	// What Storage runs for createSignedUrl: the object, read as the
+	// caller (signObjectUrl's findObject, supabase/storage
+	// src/storage/object.ts).
 	sign := func(claims, name string) bool {
 		var found []string
 		err := b.get(rls.Authenticated, claims, "/object/sign/results/"+name, func(tx pgx.Tx) error {

@@ -201,8 +201,9 @@ do $$
 begin
   if not exists (select 1 from pg_policies where schemaname = 'storage' and tablename = 'objects'
                  and policyname = 'clipper_results_select_own') then
-    -- createSignedUrl in Storage reads the object as the caller: this lets
-    -- a signed-in owner sign URLs for the results of their own done jobs.
+    -- createSignedUrl(s) in Storage reads the object as the caller first
+    -- (signObjectUrl's findObject, supabase/storage src/storage/object.ts):
+    -- this lets a signed-in owner sign URLs for their own jobs' results.
     create policy clipper_results_select_own on storage.objects for select to authenticated
       using (bucket_id = 'results'
              and exists (select 1 from public.jobs j

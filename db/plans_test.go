@@ -209,7 +209,7 @@ func loadVolume(t *testing.T, ctx context.Context, pool *pgxpool.Pool) sample {
 	exec(`insert into public.jobs (id, owner_id, api_key_id, source_type, source_url, params, status, attempts,
 		  worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys,
 		  error_code, error_message, idempotency_key, run_at, created_at, updated_at, expires_at)
-		select gen_random_uuid(),
+		select md5('job' || i)::uuid,
 		  case when i % 10 <> 0 then ('00000000-0000-4000-8000-' || lpad(to_hex(i % $2::int + 1), 12, '0'))::uuid end,
 		  case when i % 10 = 0 then ('00000000-0000-4000-9000-' || lpad(to_hex(i % $3::int + 1), 12, '0'))::uuid end,
 		  'youtube', 'https://youtu.be/v' || i, '{"start": 0, "end": 30}', st,
@@ -220,7 +220,7 @@ func loadVolume(t *testing.T, ctx context.Context, pool *pgxpool.Pool) sample {
 		  case when st <> 'queued' then c + interval '5 s' end,
 		  case when st in ('done', 'failed', 'canceled') then c + interval '90 s' end,
 		  case when st = 'done' then 100 when st = 'processing' then 40 else 0 end,
-		  case when st = 'done' then array['results/' || i || '.mp4'] else '{}' end,
+		  case when st = 'done' then array[md5('job' || i)::uuid || '/clip.mp4'] else '{}' end,
 		  case when st = 'failed' then 'ffmpeg_failed' end,
 		  case when st = 'failed' then 'exit status 1' end,
 		  'idem-' || i, c, c, c + interval '90 s',

@@ -116,6 +116,23 @@ func UserClaims(sub string) string {
 	})
 }
 
+// AnonymousUserClaims returns the claims of a Supabase Auth access token
+// for an anonymous sign-in: the authenticated role, with is_anonymous.
+func AnonymousUserClaims(sub string) string {
+	return mustJSON(map[string]any{
+		"aud":          "authenticated",
+		"exp":          4102444800,
+		"iat":          1700000000,
+		"iss":          "http://127.0.0.1:54321/auth/v1",
+		"sub":          sub,
+		"role":         Authenticated,
+		"aal":          "aal1",
+		"amr":          []map[string]any{{"method": "anonymous", "timestamp": 1700000000}},
+		"app_metadata": map[string]any{},
+		"is_anonymous": true,
+	})
+}
+
 // AnonClaims returns the claims of a project's anon key.
 func AnonClaims() string {
 	return mustJSON(map[string]any{"iss": "supabase", "role": Anon, "exp": 4102444800})

@@ -39,10 +39,10 @@ func (e *env) load(ctx context.Context) error {
 	for done := 0; done < jobsToAdd; done += chunk {
 		n := min(chunk, jobsToAdd-done)
 		_, err := conn.Exec(ctx, `
-			insert into jobs (owner_id, source_type, source_url, params, status, attempts, worker_id,
+			insert into jobs (id, owner_id, source_type, source_url, params, status, attempts, worker_id,
 			  claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys,
 			  error_code, error_message, created_at, updated_at, expires_at)
-			select ('00000000-0000-4000-8000-' || lpad(to_hex(1 + (g % 1000)), 12, '0'))::uuid,
+			select jid, ('00000000-0000-4000-8000-' || lpad(to_hex(1 + (g % 1000)), 12, '0'))::uuid,
 			  'youtube', 'https://www.youtube.com/watch?v=load' || g, '{"start": 1, "end": 30}',
 			  s.status, case when s.status = 'queued' then 0 else 1 end,
 			  case when s.status in ('queued') then null else 'w' || (g % 50) end,
@@ -51,13 +51,15 @@ func (e *env) load(ctx context.Context) error {
 			  case when s.status = 'queued' then null else c.created + interval '1 second' end,
 			  case when s.status in ('done', 'failed', 'canceled') then c.created + interval '30 seconds' end,
 			  case when s.status = 'done' then 100 else 0 end,
-			  case when s.status = 'done' then array['results/' || g || '.mp4'] else '{}' end,
+			  case when s.status = 'done' then array[jid || '/clip.mp4'] else '{}' end,
 			  case when s.status = 'failed' then 'transcode_failed' end,
 			  case when s.status = 'failed' then 'ffmpeg exited with status 1' end,
 			  c.created, c.created,
 			  case when s.status in ('done', 'failed', 'canceled')
 			       then now() - interval '1 day' + (random() * interval '10 days') end
-			from generate_series($1::bigint, $2::bigint) g
+			-- offset 0 keeps the id one value per row for both columns
+			-- (results live under their job's prefix).
+			from (select g, gen_random_uuid() from generate_series($1::bigint, $2::bigint) g offset 0) x(g, jid)
 			cross join lateral (select now() - random() * interval '30 days' as created) c
 			cross join lateral (select case
 			    when g % 100 < 70 then 'done'::job_status

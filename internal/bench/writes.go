@@ -89,7 +89,7 @@ func (e *env) lifecycle(ctx context.Context) error {
 		}
 		finished := make([]jobs.Completion, len(claimed))
 		for i, j := range claimed {
-			finished[i] = jobs.Completion{ID: j.ID, ResultKeys: []string{"bench/" + j.ID.String() + ".mp4"}}
+			finished[i] = jobs.Completion{ID: j.ID, ResultKeys: []string{j.ID.String() + "/clip.mp4"}}
 		}
 		done, err := repo.CompleteMany(ctx, worker, finished, 24*time.Hour)
 		return len(done), err

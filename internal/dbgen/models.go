@@ -162,6 +162,12 @@ type ClipperInternalApiKeyRateLimit struct {
 	Tat   time.Time `json:"tat"`
 }
 
+// Operator settings of the database rules; one row.
+type ClipperInternalSetting struct {
+	ID                 bool `json:"id"`
+	AllowAnonymousJobs bool `json:"allow_anonymous_jobs"`
+}
+
 // The job made for each storage object uploaded to the sources bucket.
 type ClipperInternalUploadJob struct {
 	ObjectID  uuid.UUID `json:"object_id"`

@@ -35,7 +35,7 @@ func TestTransitionIsAtomic(t *testing.T) {
 		tx, err := pool.Begin(ctx)
 		require.NoError(t, err)
 		defer tx.Rollback(ctx) //nolint:errcheck
-		done, err := repo.WithDB(tx).Complete(ctx, j.ID, "w1", []string{"r.mp4"}, time.Hour)
+		done, err := repo.WithDB(tx).Complete(ctx, j.ID, "w1", []string{j.ID.String() + "/r.mp4"}, time.Hour)
 		require.NoError(t, err)
 		require.Equal(t, jobs.StatusDone, done.Status)
 		inside := stateOf(t, tx, j.ID)

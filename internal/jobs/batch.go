@@ -78,7 +78,7 @@ func (r *Repo) CompleteMany(ctx context.Context, workerID string, done []Complet
 		return nil, invalid("retention must not be negative")
 	}
 	for i := range done {
-		if err := checkResultKeys(done[i].ResultKeys); err != nil {
+		if err := CheckResultKeys(done[i].ID, done[i].ResultKeys); err != nil {
 			return nil, err
 		}
 		if done[i].ResultKeys == nil {

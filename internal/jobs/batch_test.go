@@ -80,9 +80,9 @@ func TestCompleteMany(t *testing.T) {
 	require.Len(t, claimed, 5)
 
 	done := []jobs.Completion{
-		{ID: claimed[0].ID, ResultKeys: []string{"a/0.mp4"}},
+		{ID: claimed[0].ID, ResultKeys: []string{claimed[0].ID.String() + "/0.mp4"}},
 		{ID: claimed[1].ID},
-		{ID: claimed[2].ID, ResultKeys: []string{"a/2.mp4", "a/2.srt"}},
+		{ID: claimed[2].ID, ResultKeys: []string{claimed[2].ID.String() + "/2.mp4", claimed[2].ID.String() + "/2.srt"}},
 	}
 	ids, err := repo.CompleteMany(ctx, "w-many", done, time.Hour)
 	require.NoError(t, err)
@@ -91,7 +91,7 @@ func TestCompleteMany(t *testing.T) {
 	j, err := repo.Get(ctx, claimed[2].ID)
 	require.NoError(t, err)
 	require.Equal(t, jobs.StatusDone, j.Status)
-	require.Equal(t, []string{"a/2.mp4", "a/2.srt"}, j.ResultKeys)
+	require.Equal(t, []string{claimed[2].ID.String() + "/2.mp4", claimed[2].ID.String() + "/2.srt"}, j.ResultKeys)
 	require.NotNil(t, j.ExpiresAt)
 
 	// Another worker's claim and already-done jobs are skipped, unchanged.

@@ -104,7 +104,7 @@ func TestConcurrentWorkers(t *testing.T) {
 				if j.Attempts <= p.failures {
 					res, err = repo.Fail(ctx, j.ID, worker, "flaky", "try again", true, 0, time.Hour)
 				} else {
-					res, err = repo.Complete(ctx, j.ID, worker, []string{j.ID.String() + ".mp4"}, time.Hour)
+					res, err = repo.Complete(ctx, j.ID, worker, []string{j.ID.String() + "/clip.mp4"}, time.Hour)
 				}
 				if err != nil {
 					return err

@@ -15,12 +15,12 @@ import (
 	"github.com/clipper/clipper/internal/apperr"
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/dbgen"
+	"github.com/clipper/clipper/internal/storage"
 )
 
 // Limits checked before the database's own constraints.
 const (
 	MaxSourceURLLen      = 2048
-	MaxSourceObjectLen   = 1024
 	MaxParamsBytes       = 64 << 10
 	MaxIdempotencyKeyLen = 255
 	MaxMaxAttempts       = 100
@@ -99,7 +99,7 @@ func (p CreateParams) toInsert() (dbgen.InsertJobParams, error) {
 		arg.SourceType = dbgen.JobSourceTypeYoutube
 		arg.SourceUrl = &p.SourceURL
 	default:
-		if err := checkSourceObject(p.SourceObject); err != nil {
+		if err := checkSourceObject(p.SourceObject, p.OwnerID, p.APIKeyID); err != nil {
 			return arg, err
 		}
 		arg.SourceType = dbgen.JobSourceTypeUpload
@@ -159,20 +159,28 @@ func checkSourceURL(s string) error {
 	return nil
 }
 
-func checkSourceObject(s string) error {
-	if len(s) > MaxSourceObjectLen {
-		return invalid("source_object must be at most %d bytes", MaxSourceObjectLen)
+// SourceFolder returns the folder of the sources bucket that an upload
+// job with this owner and API key takes its source from: "<owner>/" for a
+// job with an owner, "keys/<api key id>/" for one made by a key without
+// an owner, "" (anywhere) for a job with neither, which only admin keys
+// see. The database's jobs_source_object_folder_check holds the same
+// rule for every writer.
+func SourceFolder(owner, apiKey uuid.NullUUID) string {
+	switch {
+	case owner.Valid:
+		return owner.UUID.String() + "/"
+	case apiKey.Valid:
+		return "keys/" + apiKey.UUID.String() + "/"
 	}
-	if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
-		return invalid("source_object must be printable UTF-8")
+	return ""
+}
+
+func checkSourceObject(s string, owner, apiKey uuid.NullUUID) error {
+	if err := storage.ValidateObjectName(s); err != nil {
+		return invalid("source_object: %s", apperr.EnvelopeOf(err).Message)
 	}
-	if strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") {
-		return invalid("source_object must be an object name in the sources bucket, not a path")
-	}
-	for seg := range strings.SplitSeq(s, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return invalid("source_object must not hold empty, . or .. segments")
-		}
+	if folder := SourceFolder(owner, apiKey); !strings.HasPrefix(s, folder) {
+		return invalid("source_object must lie in the job's own folder of the sources bucket, %s", folder)
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func TestCreate(t *testing.T) {
 		expires := runAt.Add(time.Hour)
 		j := createJob(t, b.ctx, b.repo, func(p *jobs.CreateParams) {
 			p.SourceURL = ""
-			p.SourceObject = "user-1/video.mp4"
+			p.SourceObject = "keys/" + key.String() + "/video.mp4"
 			p.APIKeyID = uuid.NullUUID{UUID: key, Valid: true}
 			p.Params = nil
 			p.MaxAttempts = 7
@@ -65,7 +65,7 @@ func TestCreate(t *testing.T) {
 			p.ExpiresAt = &expires
 		})
 		require.Equal(t, jobs.SourceUpload, j.SourceType)
-		require.Equal(t, "user-1/video.mp4", *j.SourceObject)
+		require.Equal(t, "keys/"+key.String()+"/video.mp4", *j.SourceObject)
 		require.Nil(t, j.SourceURL)
 		require.Equal(t, key, j.APIKeyID.UUID)
 		require.JSONEq(t, `{}`, string(j.Params))
@@ -122,6 +122,9 @@ func TestCreate(t *testing.T) {
 			"KeyNotUTF8":        {SourceURL: videoURL, OwnerID: owner, IdempotencyKey: "\xff"},
 			"ObjectNotUTF8":     {SourceObject: "a\xff.mp4"},
 			"ObjectTrailingDir": {SourceObject: "a/"},
+			"ObjectDotSegment":  {SourceObject: "a/./b.mp4"},
+			"ObjectNonASCII":    {SourceObject: "vidéo.mp4"},
+			"ObjectBackslash":   {SourceObject: `a\b.mp4`},
 		} {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()

@@ -218,7 +218,7 @@ func hotRunWorkerLoad(t *testing.T, conn *pgx.Conn, snapConn *pgx.Conn, w hotWor
 		if len(held[wk]) > 0 {
 			done := make([]jobs.Completion, len(held[wk]))
 			for i, id := range held[wk] {
-				done[i] = jobs.Completion{ID: id, ResultKeys: []string{"results/" + id.String() + ".mp4"}}
+				done[i] = jobs.Completion{ID: id, ResultKeys: []string{id.String() + "/clip.mp4"}}
 				delete(pct, id)
 			}
 			ids, err := repo.CompleteMany(ctx, worker, done, 7*24*time.Hour)
@@ -525,7 +525,7 @@ func hotRetained(t *testing.T, conn *pgx.Conn, n int) {
 			claimed_at = now(), last_heartbeat_at = now() where status = 'queued'`)
 		require.NoError(t, err)
 		_, err = conn.Exec(ctx, `update jobs set status = 'done', progress = 100,
-			result_keys = array['results/' || id || '.mp4'], expires_at = now() + interval '7 days'
+			result_keys = array[id || '/clip.mp4'], expires_at = now() + interval '7 days'
 			where status = 'processing'`)
 		require.NoError(t, err)
 	}
@@ -722,7 +722,7 @@ func TestMeasureRollingRetention(t *testing.T) {
 			fin := make([]jobs.Completion, len(got))
 			for i, j := range got {
 				ids[i] = j.ID
-				fin[i] = jobs.Completion{ID: j.ID, ResultKeys: []string{"r/" + j.ID.String()}}
+				fin[i] = jobs.Completion{ID: j.ID, ResultKeys: []string{j.ID.String() + "/r"}}
 			}
 			slotJobs[slot] = ids
 			_, err = conn.Exec(ctx, `insert into job_events (job_id, type, data)

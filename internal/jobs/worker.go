@@ -13,6 +13,7 @@ import (
 	"github.com/clipper/clipper/internal/apperr"
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/dbgen"
+	"github.com/clipper/clipper/internal/storage"
 )
 
 // Limits on worker input.
@@ -22,7 +23,6 @@ const (
 	MaxErrorCodeLen    = 100
 	MaxErrorMessageLen = 4000 // characters; longer messages are cut
 	MaxResultKeys      = 100
-	MaxResultKeyLen    = 1024
 )
 
 // Get returns one job.
@@ -86,7 +86,7 @@ func (r *Repo) Complete(ctx context.Context, id uuid.UUID, workerID string, resu
 	if err := checkWorkerID(workerID); err != nil {
 		return Job{}, err
 	}
-	if err := checkResultKeys(resultKeys); err != nil {
+	if err := CheckResultKeys(id, resultKeys); err != nil {
 		return Job{}, err
 	}
 	if retention < 0 {
@@ -200,13 +200,24 @@ func checkWorkerID(id string) error {
 	return nil
 }
 
-func checkResultKeys(keys []string) error {
+// ResultPrefix is the folder of the results bucket that holds job id's
+// results: "<job id>/". Upload URLs are signed only there, and the
+// database refuses result keys elsewhere (jobs_result_keys_job_check).
+func ResultPrefix(id uuid.UUID) string { return id.String() + "/" }
+
+// CheckResultKeys refuses more than MaxResultKeys keys, and any key that
+// is not a valid object name under the job's ResultPrefix.
+func CheckResultKeys(id uuid.UUID, keys []string) error {
 	if len(keys) > MaxResultKeys {
 		return invalid("at most %d result keys", MaxResultKeys)
 	}
+	prefix := ResultPrefix(id)
 	for _, k := range keys {
-		if k == "" || len(k) > MaxResultKeyLen || !utf8.ValidString(k) {
-			return invalid("result keys must be 1 to %d bytes of UTF-8", MaxResultKeyLen)
+		if err := storage.ValidateObjectName(k); err != nil {
+			return invalid("result key %q: %s", truncate(k, 100), apperr.EnvelopeOf(err).Message)
+		}
+		if !strings.HasPrefix(k, prefix) {
+			return invalid("result key %q must lie under the job's own prefix %s", truncate(k, 100), prefix)
 		}
 	}
 	return nil

@@ -206,7 +206,7 @@ func TestHeldOperationsRefused(t *testing.T) {
 			return err
 		},
 		"Complete": func(b *testBundle, id uuid.UUID, w string) error {
-			_, err := b.repo.Complete(b.ctx, id, w, []string{"r.mp4"}, time.Hour)
+			_, err := b.repo.Complete(b.ctx, id, w, []string{id.String() + "/r.mp4"}, time.Hour)
 			return err
 		},
 		"FailRetryable": func(b *testBundle, id uuid.UUID, w string) error {
@@ -300,17 +300,18 @@ func TestComplete(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		j := claimOnly(t, b, "w1")
-		got, err := b.repo.Complete(b.ctx, j.ID, "w1", []string{"clips/a.mp4", "clips/b.mp4"}, 24*time.Hour)
+		keys := []string{j.ID.String() + "/clips/a.mp4", j.ID.String() + "/clips/b.mp4"}
+		got, err := b.repo.Complete(b.ctx, j.ID, "w1", keys, 24*time.Hour)
 		require.NoError(t, err)
 		require.Equal(t, jobs.StatusDone, got.Status)
-		require.Equal(t, []string{"clips/a.mp4", "clips/b.mp4"}, got.ResultKeys)
+		require.Equal(t, keys, got.ResultKeys)
 		require.Equal(t, 100, got.Progress)
 		require.NotNil(t, got.FinishedAt)
 		dbNowPlus(t, b, got.ExpiresAt, 24*time.Hour)
 		require.Equal(t, []statusEvent{
 			{To: "queued"},
 			{From: "queued", To: "processing", Attempt: 1, WorkerID: "w1"},
-			{From: "processing", To: "done", Attempt: 1, WorkerID: "w1", Results: []string{"clips/a.mp4", "clips/b.mp4"}},
+			{From: "processing", To: "done", Attempt: 1, WorkerID: "w1", Results: keys},
 		}, statusEvents(t, b.tx, j.ID))
 		// The forced progress of 100 rides on the status event alone.
 		require.Equal(t, []string{"status", "status", "status"}, eventTypes(t, b.tx, j.ID))
@@ -336,7 +337,7 @@ func TestComplete(t *testing.T) {
 		require.NoError(t, err)
 		_, err = b.repo.Claim(b.ctx, "w2", 1)
 		require.NoError(t, err)
-		got, err := b.repo.Complete(b.ctx, j.ID, "w2", []string{"r"}, time.Hour)
+		got, err := b.repo.Complete(b.ctx, j.ID, "w2", []string{j.ID.String() + "/r"}, time.Hour)
 		require.NoError(t, err)
 		require.Nil(t, got.ErrorCode)
 		require.Nil(t, got.ErrorMessage)

@@ -124,7 +124,7 @@ func TestStream(t *testing.T) {
 		ok(t, http.StatusCreated, nil)
 	ev = s.nextEvent(t)
 	require.Equal(t, "stage.encode", ev.Type)
-	b.post(t, worker, j.ID, "complete", map[string]any{"worker_id": "w1", "result_keys": []string{"out.mp4"}}).
+	b.post(t, worker, j.ID, "complete", map[string]any{"worker_id": "w1", "result_keys": []string{j.ID.String() + "/out.mp4"}}).
 		ok(t, http.StatusOK, nil)
 	ev = s.nextEvent(t)
 	require.Equal(t, "status", ev.Type)

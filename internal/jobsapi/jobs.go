@@ -15,6 +15,7 @@ import (
 	"github.com/clipper/clipper/internal/apperr"
 	"github.com/clipper/clipper/internal/httpapi"
 	"github.com/clipper/clipper/internal/jobs"
+	"github.com/clipper/clipper/internal/storage"
 )
 
 // HeaderIdempotencyKey makes POST /v1/jobs replayable.
@@ -189,4 +190,45 @@ func (a *api) cancel(c echo.Context) error {
 		return err
 	}
 	return httpapi.OK(c, http.StatusOK, job)
+}
+
+type sourceUploadRequest struct {
+	Name       string `json:"name"`
+	TTLSeconds int64  `json:"ttl_seconds"`
+}
+
+// sourceUpload signs an upload URL for a source object in the key's own
+// folder of the sources bucket (jobs.SourceFolder: "<owner uid>/" for a
+// key with an owner, "keys/<key id>/" for one without), the only place a
+// job made with the key may take its source from. The answer's path is
+// the source_object to create the job with.
+func (a *api) sourceUpload(c echo.Context) error {
+	var req sourceUploadRequest
+	if err := httpapi.BindJSON(c, &req); err != nil {
+		return err
+	}
+	key, err := a.key(c)
+	if err != nil {
+		return err
+	}
+	ttl, err := a.ttl(req.TTLSeconds)
+	if err != nil {
+		return err
+	}
+	if req.Name == "" {
+		return apperr.New(apperr.InvalidInput, "name is required: the object's name within your folder")
+	}
+	owner := uuid.NullUUID{}
+	if key.OwnerID != nil {
+		owner = uuid.NullUUID{UUID: *key.OwnerID, Valid: true}
+	}
+	path := jobs.SourceFolder(owner, uuid.NullUUID{UUID: key.ID, Valid: true}) + req.Name
+	if err := storage.ValidateObjectName(path); err != nil {
+		return err
+	}
+	u, err := a.Signer.SignUpload(c.Request().Context(), storage.BucketSources, path, ttl)
+	if err != nil {
+		return err
+	}
+	return httpapi.OK(c, http.StatusOK, u)
 }

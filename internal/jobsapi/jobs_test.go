@@ -39,7 +39,7 @@ func TestCreate(t *testing.T) {
 	t.Run("ServiceKeyUpload", func(t *testing.T) {
 		t.Parallel()
 		key, token := b.client(t, nil)
-		j := b.createJob(t, token, map[string]any{"source_object": "uploads/a.mp4"})
+		j := b.createJob(t, token, map[string]any{"source_object": "keys/" + key.ID.String() + "/a.mp4"})
 		require.Nil(t, j.OwnerID)
 		require.Equal(t, key.ID, *j.APIKeyID)
 		require.Equal(t, "upload", j.SourceType)
@@ -95,7 +95,7 @@ func TestCreate(t *testing.T) {
 		// with the first job.
 		b.do(t, "POST", "/v1/jobs", token, map[string]any{"source_url": videoURL, "params": map[string]any{"a": 2}},
 			"Idempotency-Key", "order-42").fails(t, http.StatusConflict, apperr.Conflict)
-		b.do(t, "POST", "/v1/jobs", token, map[string]any{"source_object": "x.mp4"},
+		b.do(t, "POST", "/v1/jobs", token, map[string]any{"source_object": owner.String() + "/x.mp4"},
 			"Idempotency-Key", "order-42").fails(t, http.StatusConflict, apperr.Conflict)
 
 		// Without the header every create is new.

@@ -103,6 +103,7 @@ func Register(e *echo.Echo, d Deps) error {
 	v1.POST("/jobs/:id/cancel", a.cancel, write)
 	v1.GET("/jobs/:id/events", a.listEvents, read)
 	v1.GET("/jobs/:id/result", a.result, read)
+	v1.POST("/uploads", a.sourceUpload, write)
 
 	v1.POST("/worker/claim", a.claim, worker)
 	v1.POST("/jobs/:id/heartbeat", a.heartbeat, worker)

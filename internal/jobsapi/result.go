@@ -156,8 +156,9 @@ type uploadURLsResponse struct {
 }
 
 // uploadURLs signs upload URLs for result objects in the results bucket,
-// for the worker that holds the job; it then completes the job with the
-// same keys as result_keys.
+// for the worker that holds the job, only under the job's prefix
+// ("<job id>/"); it then completes the job with the same keys as
+// result_keys.
 func (a *api) uploadURLs(c echo.Context) error {
 	var req uploadURLsRequest
 	if err := httpapi.BindJSON(c, &req); err != nil {
@@ -170,7 +171,13 @@ func (a *api) uploadURLs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := a.heldJob(c, req.WorkerID); err != nil {
+	job, err := a.heldJob(c, req.WorkerID)
+	if err != nil {
+		return err
+	}
+	// Results live under the job's own prefix: a worker cannot point a
+	// job at an object of another job, and complete accepts only these.
+	if err := jobs.CheckResultKeys(job.ID, req.Keys); err != nil {
 		return err
 	}
 	urls, err := signAll(c.Request().Context(), req.Keys, func(ctx context.Context, key string) (storage.SignedURL, error) {

@@ -80,7 +80,7 @@ func TestWorkerFlow(t *testing.T) {
 	b.do(t, "GET", "/v1/jobs/"+j.ID.String()+"/result", client, nil).fails(t, http.StatusConflict, apperr.InvalidTransition)
 
 	// The worker uploads its results through signed upload URLs.
-	keys := []string{"clips/" + j.ID.String() + "/1.mp4", "clips/" + j.ID.String() + "/2.mp4"}
+	keys := []string{j.ID.String() + "/clips/1.mp4", j.ID.String() + "/clips/2.mp4"}
 	var uploads struct {
 		Uploads []signedURL `json:"uploads"`
 	}
@@ -156,28 +156,22 @@ func TestWorkerFlow(t *testing.T) {
 func TestWorkerSourceURL(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	_, client := b.client(t, nil)
+	key, client := b.client(t, nil)
 	_, worker := b.newKey(t, nil, apikeys.ScopeWorker)
 
-	// The client's upload, as a frontend would make it.
-	up, err := b.storage.SignUpload(context.Background(), "sources", "user-1/talk.mp4", time.Minute)
-	require.NoError(t, err)
-	req, err := http.NewRequest("PUT", up.URL, strings.NewReader("source video"))
-	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	// The client uploads its source into its own folder.
+	path := b.uploadSource(t, client, "talk.mp4", "source video")
+	require.Equal(t, "keys/"+key.ID.String()+"/talk.mp4", path)
 
-	j := b.createJob(t, client, map[string]any{"source_object": "user-1/talk.mp4"})
+	j := b.createJob(t, client, map[string]any{"source_object": path})
 	b.post(t, worker, j.ID, "source-url", map[string]any{"worker_id": "w1"}).fails(t, http.StatusConflict, apperr.InvalidTransition)
 	require.Len(t, b.claim(t, worker, "w1", 1), 1)
 	var u signedURL
 	b.post(t, worker, j.ID, "source-url", map[string]any{"worker_id": "w1", "ttl_seconds": 300}).ok(t, http.StatusOK, &u)
 	require.Equal(t, "sources", u.Bucket)
-	require.Equal(t, "user-1/talk.mp4", u.Path)
+	require.Equal(t, path, u.Path)
 	require.WithinDuration(t, time.Now().Add(5*time.Minute), u.ExpiresAt, 10*time.Second)
-	resp, err = http.Get(u.URL)
+	resp, err := http.Get(u.URL)
 	require.NoError(t, err)
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -251,7 +245,7 @@ func TestWorkerErrors(t *testing.T) {
 	for action, body := range map[string]any{
 		"heartbeat": map[string]any{"worker_id": "w1"},
 		"progress":  map[string]any{"worker_id": "w1", "progress": 10},
-		"complete":  map[string]any{"worker_id": "w1", "result_keys": []string{"a.mp4"}},
+		"complete":  map[string]any{"worker_id": "w1", "result_keys": []string{id.String() + "/a.mp4"}},
 		"fail":      map[string]any{"worker_id": "w1", "error_code": "x"},
 	} {
 		b.post(t, worker, id, action, body).fails(t, http.StatusConflict, apperr.InvalidTransition)
@@ -292,7 +286,7 @@ func TestWorkerErrors(t *testing.T) {
 
 	// Signed URLs only for the holding worker, and a source URL only for
 	// an uploaded job.
-	b.post(t, worker, id, "upload-urls", map[string]any{"worker_id": "w2", "keys": []string{"a.mp4"}}).
+	b.post(t, worker, id, "upload-urls", map[string]any{"worker_id": "w2", "keys": []string{id.String() + "/a.mp4"}}).
 		fails(t, http.StatusConflict, apperr.InvalidTransition)
 	b.post(t, worker, id, "upload-urls", map[string]any{"worker_id": "w1", "keys": []string{}}).
 		fails(t, http.StatusBadRequest, apperr.InvalidInput)
@@ -302,7 +296,7 @@ func TestWorkerErrors(t *testing.T) {
 		fails(t, http.StatusBadRequest, apperr.InvalidInput)
 	b.post(t, worker, id, "source-url", map[string]any{"worker_id": "w1"}).fails(t, http.StatusBadRequest, apperr.InvalidInput)
 	b.post(t, worker, id, "source-url", map[string]any{}).fails(t, http.StatusBadRequest, apperr.InvalidInput)
-	b.post(t, client, id, "upload-urls", map[string]any{"worker_id": "w1", "keys": []string{"a.mp4"}}).
+	b.post(t, client, id, "upload-urls", map[string]any{"worker_id": "w1", "keys": []string{id.String() + "/a.mp4"}}).
 		fails(t, http.StatusForbidden, apperr.Forbidden)
 
 	// Scopes: a client key cannot act as a worker; admin can.

@@ -196,11 +196,11 @@ func seedRows(t *testing.T, conn *pgx.Conn) {
 		  ('00000000-0000-4000-8000-0000000000d2', '00000000-0000-4000-8000-00000000000b', 'youtube',
 		   'https://youtu.be/y', '{}', null);
 		insert into public.jobs (id, api_key_id, owner_id, source_type, source_object) values
-		  ('00000000-0000-4000-8000-0000000000d3', '00000000-0000-4000-8000-0000000000c1', null, 'upload', 'a/in.mp4');
+		  ('00000000-0000-4000-8000-0000000000d3', '00000000-0000-4000-8000-0000000000c1', null, 'upload', 'keys/00000000-0000-4000-8000-0000000000c1/in.mp4');
 		update public.jobs set status = 'processing', attempts = 1, worker_id = 'w1', claimed_at = now(),
 		  last_heartbeat_at = now() where id = '00000000-0000-4000-8000-0000000000d1';
 		update public.jobs set progress = 50 where id = '00000000-0000-4000-8000-0000000000d1';
-		update public.jobs set status = 'done', result_keys = '{out.mp4}', expires_at = now() + interval '7 days'
+		update public.jobs set status = 'done', result_keys = '{00000000-0000-4000-8000-0000000000d1/out.mp4}', expires_at = now() + interval '7 days'
 		  where id = '00000000-0000-4000-8000-0000000000d1';
 		update public.jobs set status = 'canceled' where id = '00000000-0000-4000-8000-0000000000d2';`,
 		pgx.QueryExecModeSimpleProtocol)

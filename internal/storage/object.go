@@ -3,7 +3,6 @@ package storage
 import (
 	"net/url"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/clipper/clipper/internal/apperr"
 )
@@ -21,38 +20,60 @@ func checkBucket(bucket string) error {
 	return apperr.New(apperr.NotFound, "bucket %q does not exist", bucket)
 }
 
-// checkPath refuses object paths that could leave the bucket's folder or
-// mean different objects to different readers: empty, absolute, "." and
-// ".." segments, empty segments ("a//b", "a/"), backslashes, NUL and other
-// control characters, invalid UTF-8, and more than 1024 bytes.
-func checkPath(path string) error {
+// ValidateObjectName refuses object names that Supabase Storage would
+// refuse or that could mean another folder. Storage accepts only the
+// characters [A-Za-z0-9_/!.*'() &$=@;:+,?-] (isValidKey in
+// supabase/storage's src/storage/limits.ts; anything else, non-ASCII
+// included, is signed but its upload refused with InvalidKey); on top of
+// that it refuses empty names, names over 1024 bytes, a leading "/", empty
+// segments ("a//b", "a/") and "." or ".." segments. It is the same rule as
+// the database's clipper_internal.valid_object_name, which the storage
+// policies and the jobs constraints use (rls/objectname_test.go runs both
+// on one table of names). The error is invalid_input.
+func ValidateObjectName(name string) error {
 	switch {
-	case path == "":
-		return apperr.New(apperr.InvalidInput, "object path is empty")
-	case len(path) > maxPathBytes:
-		return apperr.New(apperr.InvalidInput, "object path is longer than %d bytes", maxPathBytes)
-	case !utf8.ValidString(path):
-		return apperr.New(apperr.InvalidInput, "object path is not valid UTF-8")
-	case strings.HasPrefix(path, "/"):
-		return apperr.New(apperr.InvalidInput, "object path must be relative to its bucket")
-	case strings.ContainsRune(path, '\\'):
-		return apperr.New(apperr.InvalidInput, "object path must not contain backslashes")
+	case name == "":
+		return apperr.New(apperr.InvalidInput, "object name is empty")
+	case len(name) > maxPathBytes:
+		return apperr.New(apperr.InvalidInput, "object name is longer than %d bytes", maxPathBytes)
+	case strings.HasPrefix(name, "/"):
+		return apperr.New(apperr.InvalidInput, "object name must be relative to its bucket (no leading /)")
 	}
-	for _, r := range path {
-		if r < 0x20 || r == 0x7f {
-			return apperr.New(apperr.InvalidInput, "object path must not contain control characters")
+	for i := 0; i < len(name); i++ {
+		if !objectNameByte[name[i]] {
+			return apperr.New(apperr.InvalidInput,
+				"object name may hold only letters, digits and _/!.*'() &$=@;:+,?- (as Supabase Storage)")
 		}
 	}
-	for seg := range strings.SplitSeq(path, "/") {
+	for seg := range strings.SplitSeq(name, "/") {
 		switch seg {
 		case "":
-			return apperr.New(apperr.InvalidInput, "object path must not contain empty segments")
+			return apperr.New(apperr.InvalidInput, "object name must not contain empty segments")
 		case ".", "..":
-			return apperr.New(apperr.InvalidInput, "object path must not contain %q segments", seg)
+			return apperr.New(apperr.InvalidInput, "object name must not contain %q segments", seg)
 		}
 	}
 	return nil
 }
+
+// objectNameByte marks the bytes Supabase Storage accepts in a key.
+var objectNameByte = func() (t [256]bool) {
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+		t[c+'a'-'A'] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "_/!.*'() &$=@;:+,?-" {
+		t[c] = true
+	}
+	return t
+}()
+
+// checkPath is ValidateObjectName: every backend signs only names that
+// Storage accepts and that stay in their folder.
+func checkPath(path string) error { return ValidateObjectName(path) }
 
 // checkObject validates a bucket and path together.
 func checkObject(bucket, path string) error {

@@ -146,3 +146,28 @@ export async function rejected(jobId: string) {
 
   return state;
 }
+
+// A signed-in user's upload, clipped: the source goes into the user's own
+// folder of the sources bucket (the only place the storage policy and the
+// jobs constraint jobs_source_object_folder_check allow), then its job.
+export async function uploadAndClip(userId: string, file: Blob, name: string) {
+  const path = `${userId}/${name}`;
+  const { error: uploadError } = await supabase.storage.from("sources").upload(path, file, { contentType: file.type });
+  if (uploadError) throw uploadError;
+  const { data, error } = await supabase
+    .from("jobs")
+    .insert({ source_type: "upload", source_object: path, params: { start: 1, end: 5 } })
+    .select("id")
+    .single();
+  if (error) throw error;
+  return data.id;
+}
+
+// Signed download URLs of a done job's results, made by supabase-js with
+// the user's own token: the results read policy lets an owner read the
+// result objects of their own jobs, which live under `<job id>/`.
+export async function resultURLs(job: { id: string; result_keys: string[] }) {
+  const { data, error } = await supabase.storage.from("results").createSignedUrls(job.result_keys, 60);
+  if (error) throw error;
+  return data.map((d) => d.signedUrl);
+}

@@ -248,6 +248,32 @@ end
 $$;
 
 --
+-- Name: job_result_keys_allowed(uuid, text[]); Type: FUNCTION; Schema: clipper_internal; Owner: -
+--
+
+CREATE FUNCTION clipper_internal.job_result_keys_allowed(job_id uuid, result_keys text[]) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER PARALLEL SAFE
+    SET search_path TO ''
+    AS $$
+declare
+  k text;
+begin
+  foreach k in array coalesce(result_keys, '{}') loop
+    if not (clipper_internal.valid_object_name(k) and starts_with(k, job_id::text || '/')) then
+      return false;
+    end if;
+  end loop;
+  return true;
+end
+$$;
+
+--
+-- Name: FUNCTION job_result_keys_allowed(job_id uuid, result_keys text[]); Type: COMMENT; Schema: clipper_internal; Owner: -
+--
+
+COMMENT ON FUNCTION clipper_internal.job_result_keys_allowed(job_id uuid, result_keys text[]) IS 'Whether every result key is a valid object name under <job id>/.';
+
+--
 -- Name: jobs_before_write(); Type: FUNCTION; Schema: clipper_internal; Owner: -
 --
 
@@ -322,6 +348,30 @@ end
 $$;
 
 --
+-- Name: may_create_jobs(); Type: FUNCTION; Schema: clipper_internal; Owner: -
+--
+
+CREATE FUNCTION clipper_internal.may_create_jobs() RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select coalesce(auth.jwt() ->> 'is_anonymous', '') <> 'true'
+      or coalesce((select s.allow_anonymous_jobs from clipper_internal.settings s), false)
+$$;
+
+--
+-- Name: object_job_id(text); Type: FUNCTION; Schema: clipper_internal; Owner: -
+--
+
+CREATE FUNCTION clipper_internal.object_job_id(name text) RETURNS uuid
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO ''
+    AS $$
+  select case when name ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/'
+              then left(name, 36)::uuid end
+$$;
+
+--
 -- Name: reap_stale_jobs(interval, interval, integer); Type: FUNCTION; Schema: clipper_internal; Owner: -
 --
 
@@ -331,6 +381,27 @@ CREATE FUNCTION clipper_internal.reap_stale_jobs(older_than interval DEFAULT '00
     AS $$
   select count(*)::integer from clipper_internal.requeue_stale_jobs(older_than, retention, max_rows)
 $$;
+
+--
+-- Name: valid_object_name(text); Type: FUNCTION; Schema: clipper_internal; Owner: -
+--
+
+CREATE FUNCTION clipper_internal.valid_object_name(name text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO ''
+    AS $_$
+  select coalesce(
+    octet_length(name) between 1 and 1024
+    and name collate "C" ~ '^[A-Za-z0-9_/!.*''() &$=@;:+,?-]+$'
+    and name collate "C" !~ '^/|/$|//|(^|/)\.\.?(/|$)',
+    false)
+$_$;
+
+--
+-- Name: FUNCTION valid_object_name(name text); Type: COMMENT; Schema: clipper_internal; Owner: -
+--
+
+COMMENT ON FUNCTION clipper_internal.valid_object_name(name text) IS 'Whether Supabase Storage accepts name as an object key and it names no other folder (no ., .., empty segment, leading /).';
 
 SET default_tablespace = '';
 
@@ -379,8 +450,15 @@ CREATE TABLE public.jobs (
     CONSTRAINT jobs_progress_check CHECK (((progress >= 0) AND (progress <= 100))),
     CONSTRAINT jobs_queued_check CHECK (((status <> 'queued'::public.job_status) OR (worker_id IS NULL))),
     CONSTRAINT jobs_result_keys_check CHECK ((cardinality(result_keys) <= 100)),
+    CONSTRAINT jobs_result_keys_job_check CHECK (((cardinality(result_keys) = 0) OR clipper_internal.job_result_keys_allowed(id, result_keys))),
     CONSTRAINT jobs_source_check CHECK ((((source_type = 'youtube'::public.job_source_type) AND (source_url IS NOT NULL) AND (source_object IS NULL)) OR ((source_type = 'upload'::public.job_source_type) AND (source_object IS NOT NULL) AND (source_url IS NULL)))),
     CONSTRAINT jobs_source_object_check CHECK (((length(source_object) >= 1) AND (length(source_object) <= 1024))),
+    CONSTRAINT jobs_source_object_folder_check CHECK (((source_object IS NULL) OR (clipper_internal.valid_object_name(source_object) AND
+CASE
+    WHEN (owner_id IS NOT NULL) THEN starts_with(source_object, ((owner_id)::text || '/'::text))
+    WHEN (api_key_id IS NOT NULL) THEN starts_with(source_object, (('keys/'::text || (api_key_id)::text) || '/'::text))
+    ELSE true
+END))),
     CONSTRAINT jobs_source_url_check CHECK (((source_url ~ '^https?://'::text) AND (length(source_url) <= 2048))),
     CONSTRAINT jobs_worker_id_check CHECK (((length(worker_id) >= 1) AND (length(worker_id) <= 255)))
 )
@@ -542,6 +620,22 @@ WITH (fillfactor='70');
 --
 
 COMMENT ON TABLE clipper_internal.api_key_rate_limits IS 'GCRA state per API key: the theoretical arrival time of the next request.';
+
+--
+-- Name: settings; Type: TABLE; Schema: clipper_internal; Owner: -
+--
+
+CREATE TABLE clipper_internal.settings (
+    id boolean DEFAULT true NOT NULL,
+    allow_anonymous_jobs boolean DEFAULT false NOT NULL,
+    CONSTRAINT settings_one_row CHECK (id)
+);
+
+--
+-- Name: TABLE settings; Type: COMMENT; Schema: clipper_internal; Owner: -
+--
+
+COMMENT ON TABLE clipper_internal.settings IS 'Operator settings of the database rules; one row.';
 
 --
 -- Name: upload_jobs; Type: TABLE; Schema: clipper_internal; Owner: -
@@ -762,6 +856,13 @@ ALTER TABLE ONLY auth.users
 
 ALTER TABLE ONLY clipper_internal.api_key_rate_limits
     ADD CONSTRAINT api_key_rate_limits_pkey PRIMARY KEY (key_id);
+
+--
+-- Name: settings settings_pkey; Type: CONSTRAINT; Schema: clipper_internal; Owner: -
+--
+
+ALTER TABLE ONLY clipper_internal.settings
+    ADD CONSTRAINT settings_pkey PRIMARY KEY (id);
 
 --
 -- Name: upload_jobs upload_jobs_pkey; Type: CONSTRAINT; Schema: clipper_internal; Owner: -
@@ -1023,6 +1124,12 @@ ALTER TABLE ONLY storage.objects
 ALTER TABLE clipper_internal.api_key_rate_limits ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: settings; Type: ROW SECURITY; Schema: clipper_internal; Owner: -
+--
+
+ALTER TABLE clipper_internal.settings ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: upload_jobs; Type: ROW SECURITY; Schema: clipper_internal; Owner: -
 --
 
@@ -1073,6 +1180,12 @@ ALTER TABLE public.jobs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY jobs_cancel_own ON public.jobs FOR UPDATE TO authenticated USING ((owner_id = ( SELECT auth.uid() AS uid))) WITH CHECK (((owner_id = ( SELECT auth.uid() AS uid)) AND (status = 'canceled'::public.job_status)));
 
 --
+-- Name: jobs jobs_insert_not_anonymous; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY jobs_insert_not_anonymous ON public.jobs AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (( SELECT clipper_internal.may_create_jobs() AS may_create_jobs));
+
+--
 -- Name: jobs jobs_insert_own; Type: POLICY; Schema: public; Owner: -
 --
 
@@ -1091,16 +1204,30 @@ CREATE POLICY jobs_select_own ON public.jobs FOR SELECT TO authenticated USING (
 ALTER TABLE storage.buckets ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: objects clipper_results_select_own; Type: POLICY; Schema: storage; Owner: -
+--
+
+CREATE POLICY clipper_results_select_own ON storage.objects FOR SELECT TO authenticated USING (((bucket_id = 'results'::text) AND (EXISTS ( SELECT 1
+   FROM public.jobs j
+  WHERE ((j.id = clipper_internal.object_job_id(objects.name)) AND (j.owner_id = ( SELECT auth.uid() AS uid)) AND (objects.name = ANY (j.result_keys)))))));
+
+--
+-- Name: objects clipper_sources_insert_not_anonymous; Type: POLICY; Schema: storage; Owner: -
+--
+
+CREATE POLICY clipper_sources_insert_not_anonymous ON storage.objects AS RESTRICTIVE FOR INSERT TO authenticated WITH CHECK (((bucket_id <> 'sources'::text) OR ( SELECT clipper_internal.may_create_jobs() AS may_create_jobs)));
+
+--
 -- Name: objects clipper_sources_insert_own; Type: POLICY; Schema: storage; Owner: -
 --
 
-CREATE POLICY clipper_sources_insert_own ON storage.objects FOR INSERT TO authenticated WITH CHECK (((bucket_id = 'sources'::text) AND ((storage.foldername(name))[1] = (( SELECT auth.uid() AS uid))::text)));
+CREATE POLICY clipper_sources_insert_own ON storage.objects FOR INSERT TO authenticated WITH CHECK (((bucket_id = 'sources'::text) AND clipper_internal.valid_object_name(name) AND starts_with(name, ((( SELECT auth.uid() AS uid))::text || '/'::text))));
 
 --
 -- Name: objects clipper_sources_select_own; Type: POLICY; Schema: storage; Owner: -
 --
 
-CREATE POLICY clipper_sources_select_own ON storage.objects FOR SELECT TO authenticated USING (((bucket_id = 'sources'::text) AND ((storage.foldername(name))[1] = (( SELECT auth.uid() AS uid))::text)));
+CREATE POLICY clipper_sources_select_own ON storage.objects FOR SELECT TO authenticated USING (((bucket_id = 'sources'::text) AND clipper_internal.valid_object_name(name) AND starts_with(name, ((( SELECT auth.uid() AS uid))::text || '/'::text))));
 
 --
 -- Name: objects; Type: ROW SECURITY; Schema: storage; Owner: -
@@ -1193,6 +1320,14 @@ REVOKE ALL ON FUNCTION clipper_internal.job_events_broadcast() FROM PUBLIC;
 REVOKE ALL ON FUNCTION clipper_internal.job_events_notify() FROM PUBLIC;
 
 --
+-- Name: FUNCTION job_result_keys_allowed(job_id uuid, result_keys text[]); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.job_result_keys_allowed(job_id uuid, result_keys text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION clipper_internal.job_result_keys_allowed(job_id uuid, result_keys text[]) TO authenticated;
+GRANT ALL ON FUNCTION clipper_internal.job_result_keys_allowed(job_id uuid, result_keys text[]) TO service_role;
+
+--
 -- Name: FUNCTION jobs_before_write(); Type: ACL; Schema: clipper_internal; Owner: -
 --
 
@@ -1205,10 +1340,34 @@ REVOKE ALL ON FUNCTION clipper_internal.jobs_before_write() FROM PUBLIC;
 REVOKE ALL ON FUNCTION clipper_internal.jobs_write_events() FROM PUBLIC;
 
 --
+-- Name: FUNCTION may_create_jobs(); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.may_create_jobs() FROM PUBLIC;
+GRANT ALL ON FUNCTION clipper_internal.may_create_jobs() TO authenticated;
+GRANT ALL ON FUNCTION clipper_internal.may_create_jobs() TO service_role;
+
+--
+-- Name: FUNCTION object_job_id(name text); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.object_job_id(name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION clipper_internal.object_job_id(name text) TO authenticated;
+GRANT ALL ON FUNCTION clipper_internal.object_job_id(name text) TO service_role;
+
+--
 -- Name: FUNCTION reap_stale_jobs(older_than interval, retention interval, max_rows integer); Type: ACL; Schema: clipper_internal; Owner: -
 --
 
 REVOKE ALL ON FUNCTION clipper_internal.reap_stale_jobs(older_than interval, retention interval, max_rows integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION valid_object_name(name text); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.valid_object_name(name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION clipper_internal.valid_object_name(name text) TO authenticated;
+GRANT ALL ON FUNCTION clipper_internal.valid_object_name(name text) TO service_role;
 
 --
 -- Name: TABLE jobs; Type: ACL; Schema: public; Owner: -

@@ -19,11 +19,12 @@ import (
 // has its own block.
 func (f *features) register(ctx context.Context, e *echo.Echo) error {
 	// --- auth and keys admin ---
+	// The event streams below re-read keys too.
+	keys, err := apikeys.NewRepo(f.pool, apikeys.Options{Params: auth.HashParams(f.cfg)})
+	if err != nil {
+		return err
+	}
 	{
-		keys, err := apikeys.NewRepo(f.pool, apikeys.Options{Params: auth.HashParams(f.cfg)})
-		if err != nil {
-			return err
-		}
 		opts := auth.ConfigOptions(f.cfg)
 		opts.Keys, opts.Limiter = keys, auth.NewLimiter(f.limitPool)
 		opts.Logger, opts.Metrics, opts.Connected = f.log, f.metrics, f.listener.Connected
@@ -52,7 +53,10 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 
 	// --- jobs API ---
 	{
-		hub := jobsapi.NewHub(f.listener, f.log)
+		hub := jobsapi.NewHubWith(f.listener, f.log, jobsapi.HubOptions{
+			PerKey: f.cfg.StreamsPerKey, Total: f.cfg.StreamsMax, ReadTimeout: f.cfg.RequestTimeout,
+			KeyCheck: keys.Get, Gauge: f.metrics.EventStreams,
+		})
 		f.background("job event streams", hub.Run)
 		if err := jobsapi.Register(e, jobsapi.Deps{
 			DB: f.pool, Require: f.auth.Require, KeyFrom: auth.KeyFrom, Signer: f.storage, Hub: hub, Logger: f.log,

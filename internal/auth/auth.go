@@ -61,8 +61,9 @@ type Options struct {
 	// refused with 429 before any argon2id. See throttle.
 	FailuresPerKey    int
 	FailuresPerClient int
-	// MaxPendingVerifications bounds verifications running or waiting at
-	// once (default 4 per CPU); beyond it 503 at once instead of a queue.
+	// MaxPendingVerifications bounds verifications in flight (running or
+	// waiting for an argon2id slot; default 4 per CPU); beyond it 503 at
+	// once instead of a queue.
 	MaxPendingVerifications int
 
 	// DefaultRateLimit is the per-minute limit of keys without their own
@@ -268,21 +269,31 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (apikeys
 // authenticate is Authenticate for a request from client (its IP; ""
 // when unknown, which skips the per-client bucket).
 func (a *Authenticator) authenticate(ctx context.Context, token, client string) (apikeys.Key, error) {
-	admit := func(lookupID string) (func(error), error) {
-		tk, err := a.throttle.take(lookupID, client)
-		if err != nil {
-			a.throttled(resultThrottled)
-			return nil, err
-		}
-		leave, err := a.throttle.enter()
-		if err != nil {
-			tk.done(err)
-			a.throttled(resultBusy)
-			return nil, err
-		}
-		return func(err error) { leave(); tk.done(err) }, nil
+	return a.cache.get(ctx, token, func(ctx context.Context, lookupID string) (apikeys.Key, error) {
+		return a.verify(ctx, lookupID, token, client)
+	}, a.observe)
+}
+
+// verify runs one verification if the throttle lets it (see throttle):
+// requests presenting the same token share one verification, and so one
+// admission.
+func (a *Authenticator) verify(ctx context.Context, lookupID, token, client string) (apikeys.Key, error) {
+	tk, err := a.throttle.take(lookupID, client)
+	if err != nil {
+		a.throttled(resultThrottled)
+		return apikeys.Key{}, err
 	}
-	return a.cache.get(ctx, token, admit, a.verify, a.observe)
+	leave, err := a.throttle.enter()
+	if err != nil {
+		tk.done(err)
+		a.throttled(resultBusy)
+		return apikeys.Key{}, err
+	}
+	defer leave()
+	a.verifications.Add(1)
+	key, err := a.keys.Authenticate(ctx, token)
+	tk.done(err)
+	return key, err
 }
 
 func (a *Authenticator) throttled(result string) {
@@ -294,11 +305,6 @@ func (a *Authenticator) throttled(result string) {
 
 // RefusedFast counts requests refused by the throttle without verifying.
 func (a *Authenticator) RefusedFast() int64 { return a.refusedFast.Load() }
-
-func (a *Authenticator) verify(ctx context.Context, token string) (apikeys.Key, error) {
-	a.verifications.Add(1)
-	return a.keys.Authenticate(ctx, token)
-}
 
 func (a *Authenticator) observe(result string) {
 	if a.metrics != nil {

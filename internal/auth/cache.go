@@ -77,18 +77,13 @@ func newCache(opts cacheOptions) *cache {
 	}
 }
 
-type verifyFunc func(ctx context.Context, token string) (apikeys.Key, error)
-
-// admitFunc decides, before a verification, whether it may run; done
-// receives the verification's outcome.
-type admitFunc func(lookupID string) (done func(error), err error)
+type verifyFunc func(ctx context.Context, lookupID string) (apikeys.Key, error)
 
 // get returns the key for token from the cache, or verifies it (once for
-// any number of concurrent requests presenting the same token) if admit
-// lets it. A request whose context ends while the verification runs gets
+// any number of concurrent requests presenting the same token). A request whose context ends while the verification runs gets
 // unavailable at once; the verification finishes and its result is
 // cached for the next request.
-func (c *cache) get(ctx context.Context, token string, admit admitFunc, verify verifyFunc, observe func(string)) (apikeys.Key, error) {
+func (c *cache) get(ctx context.Context, token string, verify verifyFunc, observe func(string)) (apikeys.Key, error) {
 	lookupID, _, err := apikeys.Parse(token)
 	if err != nil {
 		return apikeys.Key{}, err // malformed: refused without any lookup
@@ -103,10 +98,6 @@ func (c *cache) get(ctx context.Context, token string, admit admitFunc, verify v
 		return key, err
 	}
 	observe(resultMiss)
-	done, err := admit(lookupID)
-	if err != nil {
-		return apikeys.Key{}, err
-	}
 	ch := c.inFlight.DoChan(string(digest[:]), func() (any, error) {
 		// A request that missed just as an earlier flight stored its
 		// result finds it here.
@@ -118,19 +109,17 @@ func (c *cache) get(ctx context.Context, token string, admit admitFunc, verify v
 		c.mu.Unlock()
 		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), verifyTimeout)
 		defer cancel()
-		key, err := verify(vctx, token)
+		key, err := verify(vctx, lookupID)
 		c.store(epoch, lookupID, digest, key, err)
 		return key, err
 	})
 	select {
 	case r := <-ch:
-		done(r.Err)
 		if r.Err != nil {
 			return apikeys.Key{}, r.Err
 		}
 		return r.Val.(apikeys.Key), nil
 	case <-ctx.Done():
-		go func() { done((<-ch).Err) }()
 		return apikeys.Key{}, apperr.FromDB(ctx.Err(), "api key")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -423,10 +424,22 @@ func TestStreamLargeBacklog(t *testing.T) {
 }
 
 // openRefused opens a stream that the daemon must refuse, and returns
-// the refusal.
+// the refusal (a stream that opens instead is closed at once, body unread).
 func (b *testBundle) openRefused(t *testing.T, jobID uuid.UUID, token string) response {
 	t.Helper()
-	return b.do(t, "GET", "/v1/jobs/"+jobID.String()+"/events", token, nil, "Accept", "text/event-stream")
+	req, err := http.NewRequest("GET", b.url+"/v1/jobs/"+jobID.String()+"/events", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return response{Status: resp.StatusCode, Header: resp.Header}
+	}
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: data}
 }
 
 // metric returns the value of an unlabeled metric from /metrics.

@@ -56,6 +56,7 @@ type Config struct {
 	RequestTimeout        time.Duration // CLIPPER_REQUEST_TIMEOUT
 	DBStatementTimeout    time.Duration // CLIPPER_DB_STATEMENT_TIMEOUT
 	DBConnectTimeout      time.Duration // CLIPPER_DB_CONNECT_TIMEOUT
+	DBAcquireTimeout      time.Duration // CLIPPER_DB_ACQUIRE_TIMEOUT
 	KeyDisconnectedTTL    time.Duration // CLIPPER_KEY_DISCONNECTED_TTL
 	AuthFailuresPerKey    int           // CLIPPER_AUTH_FAILURES_PER_KEY
 	AuthFailuresPerClient int           // CLIPPER_AUTH_FAILURES_PER_CLIENT
@@ -103,6 +104,7 @@ var Vars = []Var{
 	{"CLIPPER_REQUEST_TIMEOUT", "10s", "Deadline of every request (event streams: of each database read); past it the answer is 503 unavailable.", false},
 	{"CLIPPER_DB_STATEMENT_TIMEOUT", "5s", "Server-side statement_timeout of the daemon's connections (a frozen server cannot enforce it: the request deadline does).", false},
 	{"CLIPPER_DB_CONNECT_TIMEOUT", "5s", "Deadline for opening one database connection.", false},
+	{"CLIPPER_DB_ACQUIRE_TIMEOUT", "3s", "Deadline for taking a connection from the pool; past it 503 unavailable (at most the request timeout).", false},
 	{"CLIPPER_KEY_DISCONNECTED_TTL", "5s", "While the LISTEN connection is not proven alive, a cached key is re-verified after this long.", false},
 	{"CLIPPER_AUTH_FAILURES_PER_KEY", "10", "Failed key verifications (argon2id) allowed per lookup id per minute, as a burst; beyond it 429 without hashing.", false},
 	{"CLIPPER_AUTH_FAILURES_PER_CLIENT", "30", "Failed key verifications allowed per client IP per minute, as a burst; beyond it 429 without hashing.", false},
@@ -148,6 +150,7 @@ func Load() (Config, error) {
 		RequestTimeout:         r.duration("CLIPPER_REQUEST_TIMEOUT", 10*time.Second, 100*time.Millisecond, 10*time.Minute),
 		DBStatementTimeout:     r.duration("CLIPPER_DB_STATEMENT_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Hour),
 		DBConnectTimeout:       r.duration("CLIPPER_DB_CONNECT_TIMEOUT", 5*time.Second, 100*time.Millisecond, 5*time.Minute),
+		DBAcquireTimeout:       r.duration("CLIPPER_DB_ACQUIRE_TIMEOUT", 3*time.Second, 10*time.Millisecond, 10*time.Minute),
 		KeyDisconnectedTTL:     r.duration("CLIPPER_KEY_DISCONNECTED_TTL", 5*time.Second, 100*time.Millisecond, time.Hour),
 		AuthFailuresPerKey:     r.intIn("CLIPPER_AUTH_FAILURES_PER_KEY", 10, 1, 1000000),
 		AuthFailuresPerClient:  r.intIn("CLIPPER_AUTH_FAILURES_PER_CLIENT", 30, 1, 1000000),
@@ -164,6 +167,9 @@ func Load() (Config, error) {
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if c.DBStatementTimeout > c.RequestTimeout {
 		errs = append(errs, errors.New("CLIPPER_DB_STATEMENT_TIMEOUT: must not exceed CLIPPER_REQUEST_TIMEOUT"))
+	}
+	if c.DBAcquireTimeout > c.RequestTimeout {
+		errs = append(errs, errors.New("CLIPPER_DB_ACQUIRE_TIMEOUT: must not exceed CLIPPER_REQUEST_TIMEOUT"))
 	}
 	if c.SignedURLTTL > c.SignedURLMaxTTL {
 		errs = append(errs, errors.New("CLIPPER_SIGNED_URL_TTL: must not exceed CLIPPER_SIGNED_URL_MAX_TTL"))

@@ -112,6 +112,9 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 
 	f := features{cfg: cfg, log: log, pool: pool, limitPool: limitPool, metrics: m, listener: listener, background: goBackground, daemonCtx: bgCtx}
+	// Requests take connections within CLIPPER_DB_ACQUIRE_TIMEOUT.
+	f.db = database.AcquireLimited{Pool: pool, Timeout: cfg.DBAcquireTimeout}
+	f.limitDB = database.AcquireLimited{Pool: limitPool, Timeout: cfg.DBAcquireTimeout}
 	if err := f.register(ctx, e); err != nil {
 		return err
 	}
@@ -140,6 +143,8 @@ type features struct {
 	log        *slog.Logger
 	pool       *pgxpool.Pool
 	limitPool  *pgxpool.Pool // asynchronous commit, for rate-limit state only
+	db         database.DB   // pool, each acquire within CLIPPER_DB_ACQUIRE_TIMEOUT: for request paths
+	limitDB    database.DB   // limitPool, likewise
 	metrics    *metrics.Metrics
 	listener   *notify.Listener
 	background func(name string, fn func(ctx context.Context))

@@ -8,6 +8,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -53,6 +55,17 @@ type Options struct {
 	// DisconnectedTTL defaults to 5 s.
 	DisconnectedTTL time.Duration
 
+	// FailuresPerKey and FailuresPerClient are the failed verifications
+	// allowed per lookup id and per client IP per minute, as a burst
+	// (defaults 10 and 30); beyond them a token that is not cached is
+	// refused with 429 before any argon2id. See throttle.
+	FailuresPerKey    int
+	FailuresPerClient int
+	// MaxPendingVerifications bounds verifications in flight (running or
+	// waiting for an argon2id slot; default 4 per CPU); beyond it 503 at
+	// once instead of a queue.
+	MaxPendingVerifications int
+
 	// DefaultRateLimit is the per-minute limit of keys without their own
 	// (default 600).
 	DefaultRateLimit int
@@ -74,11 +87,13 @@ type Authenticator struct {
 	cache    *cache
 	denied   *denyCache
 	lastUsed *lastUsed
+	throttle *throttle
 
 	defaultLimit  int
 	flushInterval time.Duration
 
 	verifications atomic.Int64
+	refusedFast   atomic.Int64
 }
 
 // New returns an Authenticator.
@@ -108,6 +123,15 @@ func New(opts Options) (*Authenticator, error) {
 	if opts.DisconnectedTTL <= 0 {
 		opts.DisconnectedTTL = 5 * time.Second
 	}
+	if opts.FailuresPerKey <= 0 {
+		opts.FailuresPerKey = 10
+	}
+	if opts.FailuresPerClient <= 0 {
+		opts.FailuresPerClient = 30
+	}
+	if opts.MaxPendingVerifications <= 0 {
+		opts.MaxPendingVerifications = 4 * runtime.GOMAXPROCS(0)
+	}
 	if opts.DefaultRateLimit <= 0 {
 		opts.DefaultRateLimit = 600
 	}
@@ -122,6 +146,7 @@ func New(opts Options) (*Authenticator, error) {
 		now:           opts.Now,
 		denied:        newDenyCache(),
 		lastUsed:      newLastUsed(),
+		throttle:      newThrottle(opts.FailuresPerKey, opts.FailuresPerClient, opts.MaxPendingVerifications, opts.Now),
 		defaultLimit:  opts.DefaultRateLimit,
 		flushInterval: opts.LastUsedFlushInterval,
 	}
@@ -198,10 +223,13 @@ func (a *Authenticator) admit(c echo.Context) (apikeys.Key, error) {
 		h.Set("WWW-Authenticate", `Bearer realm="clipper"`)
 		return apikeys.Key{}, err
 	}
-	key, err := a.Authenticate(c.Request().Context(), token)
+	key, err := a.authenticate(c.Request().Context(), token, c.RealIP())
 	if err != nil {
 		if apperr.Is(err, apperr.Unauthorized) {
 			h.Set("WWW-Authenticate", `Bearer realm="clipper", error="invalid_token"`)
+		}
+		if d, ok := retryAfterOf(err); ok {
+			h.Set("Retry-After", strconv.Itoa(max(ceilSeconds(d), 1)))
 		}
 		return apikeys.Key{}, err
 	}
@@ -232,15 +260,51 @@ func bearerToken(r *http.Request) (string, error) {
 // Authenticate returns the key a presented token belongs to, verifying it
 // through the cache: a token verified before is checked by comparing
 // SHA-256 digests in constant time instead of running argon2id again.
-// Errors are those of apikeys.Repo.Authenticate.
+// Errors are those of apikeys.Repo.Authenticate, and rate_limited or
+// unavailable from the throttle (see throttle).
 func (a *Authenticator) Authenticate(ctx context.Context, token string) (apikeys.Key, error) {
-	return a.cache.get(ctx, token, a.verify, a.observe)
+	return a.authenticate(ctx, token, "")
 }
 
-func (a *Authenticator) verify(ctx context.Context, token string) (apikeys.Key, error) {
-	a.verifications.Add(1)
-	return a.keys.Authenticate(ctx, token)
+// authenticate is Authenticate for a request from client (its IP; ""
+// when unknown, which skips the per-client bucket).
+func (a *Authenticator) authenticate(ctx context.Context, token, client string) (apikeys.Key, error) {
+	return a.cache.get(ctx, token, func(ctx context.Context, lookupID string) (apikeys.Key, error) {
+		return a.verify(ctx, lookupID, token, client)
+	}, a.observe)
 }
+
+// verify runs one verification if the throttle lets it (see throttle):
+// requests presenting the same token share one verification, and so one
+// admission.
+func (a *Authenticator) verify(ctx context.Context, lookupID, token, client string) (apikeys.Key, error) {
+	tk, err := a.throttle.take(lookupID, client)
+	if err != nil {
+		a.throttled(resultThrottled)
+		return apikeys.Key{}, err
+	}
+	leave, err := a.throttle.enter()
+	if err != nil {
+		tk.done(err)
+		a.throttled(resultBusy)
+		return apikeys.Key{}, err
+	}
+	defer leave()
+	a.verifications.Add(1)
+	key, err := a.keys.Authenticate(ctx, token)
+	tk.done(err)
+	return key, err
+}
+
+func (a *Authenticator) throttled(result string) {
+	a.refusedFast.Add(1)
+	if a.metrics != nil {
+		a.metrics.KeyCacheLookups.WithLabelValues(result).Inc()
+	}
+}
+
+// RefusedFast counts requests refused by the throttle without verifying.
+func (a *Authenticator) RefusedFast() int64 { return a.refusedFast.Load() }
 
 func (a *Authenticator) observe(result string) {
 	if a.metrics != nil {

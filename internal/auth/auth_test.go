@@ -402,10 +402,15 @@ func TestCache(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		_, token := b.store.add(t)
+		b.store.gate = make(chan struct{})
 		canceled, cancel := context.WithCancel(ctx)
 		cancel()
 		_, err := b.a.Authenticate(canceled, token)
+		require.Equal(t, apperr.Unavailable, apperr.CodeOf(err), "the request that went away does not wait")
+		close(b.store.gate)
+		_, err = b.a.Authenticate(ctx, token)
 		require.NoError(t, err)
+		require.EqualValues(t, 1, b.store.calls.Load(), "the verification it started went on and serves the next request")
 	})
 
 	t.Run("Bounded", func(t *testing.T) {

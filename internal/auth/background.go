@@ -36,6 +36,7 @@ func (a *Authenticator) Follow(ctx context.Context, sub *notify.Subscription) {
 			return
 		case <-sweep.C:
 			a.cache.sweep()
+			a.throttle.sweep()
 		case n := <-sub.C():
 			if n.Resync {
 				a.EvictAll()

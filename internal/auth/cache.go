@@ -19,6 +19,8 @@ const (
 	resultHit         = "hit"
 	resultMiss        = "miss"
 	resultNegativeHit = "negative_hit"
+	resultThrottled   = "throttled" // a miss refused by the failure buckets (429)
+	resultBusy        = "busy"      // a miss refused: too many verifications at once (503)
 )
 
 // verifyTimeout bounds one verification shared by concurrent requests,
@@ -75,10 +77,12 @@ func newCache(opts cacheOptions) *cache {
 	}
 }
 
-type verifyFunc func(ctx context.Context, token string) (apikeys.Key, error)
+type verifyFunc func(ctx context.Context, lookupID string) (apikeys.Key, error)
 
 // get returns the key for token from the cache, or verifies it (once for
-// any number of concurrent requests presenting the same token).
+// any number of concurrent requests presenting the same token). A request whose context ends while the verification runs gets
+// unavailable at once; the verification finishes and its result is
+// cached for the next request.
 func (c *cache) get(ctx context.Context, token string, verify verifyFunc, observe func(string)) (apikeys.Key, error) {
 	lookupID, _, err := apikeys.Parse(token)
 	if err != nil {
@@ -94,7 +98,7 @@ func (c *cache) get(ctx context.Context, token string, verify verifyFunc, observ
 		return key, err
 	}
 	observe(resultMiss)
-	v, err, _ := c.inFlight.Do(string(digest[:]), func() (any, error) {
+	ch := c.inFlight.DoChan(string(digest[:]), func() (any, error) {
 		// A request that missed just as an earlier flight stored its
 		// result finds it here.
 		if key, err, ok := c.lookup(lookupID, digest); ok {
@@ -105,14 +109,19 @@ func (c *cache) get(ctx context.Context, token string, verify verifyFunc, observ
 		c.mu.Unlock()
 		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), verifyTimeout)
 		defer cancel()
-		key, err := verify(vctx, token)
+		key, err := verify(vctx, lookupID)
 		c.store(epoch, lookupID, digest, key, err)
 		return key, err
 	})
-	if err != nil {
-		return apikeys.Key{}, err
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return apikeys.Key{}, r.Err
+		}
+		return r.Val.(apikeys.Key), nil
+	case <-ctx.Done():
+		return apikeys.Key{}, apperr.FromDB(ctx.Err(), "api key")
 	}
-	return v.(apikeys.Key), nil
 }
 
 // lookup reports a cached answer for the token, if there is one.

@@ -15,12 +15,16 @@ func HashParams(cfg config.Config) apikeys.Params {
 	return p
 }
 
-// ConfigOptions returns Options carrying cfg's cache, rate-limit and
-// last-use settings; the caller adds Keys, Limiter and the rest.
+// ConfigOptions returns Options carrying cfg's cache, throttle,
+// rate-limit and last-use settings; the caller adds Keys, Limiter and the rest.
 func ConfigOptions(cfg config.Config) Options {
 	return Options{
-		CacheTTL:              cfg.KeyCacheTTL,
-		DefaultRateLimit:      cfg.DefaultRateLimit,
-		LastUsedFlushInterval: cfg.LastUsedFlushInterval,
+		CacheTTL:                cfg.KeyCacheTTL,
+		DisconnectedTTL:         cfg.KeyDisconnectedTTL,
+		FailuresPerKey:          cfg.AuthFailuresPerKey,
+		FailuresPerClient:       cfg.AuthFailuresPerClient,
+		MaxPendingVerifications: cfg.AuthMaxPending,
+		DefaultRateLimit:        cfg.DefaultRateLimit,
+		LastUsedFlushInterval:   cfg.LastUsedFlushInterval,
 	}
 }

@@ -165,12 +165,13 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		{"read latency", e.latency},
 		{"cleanup under writers", e.cleanup},
 		{"daemon over HTTP", e.http},
+		{"auth under attack", e.authFlood},
 	}
 	for _, p := range phases {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		if p.name == "daemon over HTTP" && opts.SkipHTTP {
+		if (p.name == "daemon over HTTP" || p.name == "auth under attack") && opts.SkipHTTP {
 			continue
 		}
 		start := time.Now()

@@ -35,6 +35,9 @@ func TestBenchReportsEveryMetric(t *testing.T) {
 		"expired_select_p95_ms", "list_by_status_p50_ms", "list_by_status_p99_ms",
 		"cleanup_events_per_s", "writer_p95_ms_during_cleanup", "writer_p95_ms", "peak_rss_mb",
 		"http_get_job_p95_ms", "http_get_job_rps", "http_create_job_p95_ms",
+		"auth_baseline_valid_rps", "auth_baseline_cached_key_p95_ms",
+		"auth_flood_valid_rps", "auth_flood_cached_key_p95_ms", "auth_flood_new_key_p95_ms", "auth_flood_attack_refused_fast",
+		"auth_flood_unguarded_valid_rps", "auth_flood_unguarded_cached_key_p95_ms",
 	}
 	for _, name := range want {
 		v, ok := rep.Get(name)

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -52,6 +53,21 @@ type Config struct {
 	HeartbeatTimeout time.Duration // CLIPPER_HEARTBEAT_TIMEOUT
 	CleanupInterval  time.Duration // CLIPPER_CLEANUP_INTERVAL
 	CleanupBatchSize int           // CLIPPER_CLEANUP_BATCH_SIZE
+
+	// Availability: deadlines, abuse limits, the LISTEN connection's health.
+	RequestTimeout        time.Duration // CLIPPER_REQUEST_TIMEOUT
+	DBStatementTimeout    time.Duration // CLIPPER_DB_STATEMENT_TIMEOUT
+	DBConnectTimeout      time.Duration // CLIPPER_DB_CONNECT_TIMEOUT
+	DBAcquireTimeout      time.Duration // CLIPPER_DB_ACQUIRE_TIMEOUT
+	KeyDisconnectedTTL    time.Duration // CLIPPER_KEY_DISCONNECTED_TTL
+	AuthFailuresPerKey    int           // CLIPPER_AUTH_FAILURES_PER_KEY
+	AuthFailuresPerClient int           // CLIPPER_AUTH_FAILURES_PER_CLIENT
+	AuthMaxPending        int           // CLIPPER_AUTH_MAX_PENDING
+	TrustedProxies        []string      // CLIPPER_TRUSTED_PROXIES: CIDRs
+	ListenProbeInterval   time.Duration // CLIPPER_LISTEN_PROBE_INTERVAL
+	ListenProbeTimeout    time.Duration // CLIPPER_LISTEN_PROBE_TIMEOUT
+	StreamsPerKey         int           // CLIPPER_STREAMS_PER_KEY
+	StreamsMax            int           // CLIPPER_STREAMS_MAX
 }
 
 // Var documents one environment variable for --help and .env.example.
@@ -87,6 +103,19 @@ var Vars = []Var{
 	{"CLIPPER_HEARTBEAT_TIMEOUT", "2m", "A processing job with an older heartbeat is requeued or failed.", false},
 	{"CLIPPER_CLEANUP_INTERVAL", "5m", "How often the daemon deletes expired jobs and reaps stale ones (0 disables).", false},
 	{"CLIPPER_CLEANUP_BATCH_SIZE", "1000", "Jobs deleted per cleanup transaction.", false},
+	{"CLIPPER_REQUEST_TIMEOUT", "10s", "Deadline of every request (event streams: of each database read); past it the answer is 503 unavailable.", false},
+	{"CLIPPER_DB_STATEMENT_TIMEOUT", "5s", "Server-side statement_timeout of the daemon's connections (a frozen server cannot enforce it: the request deadline does).", false},
+	{"CLIPPER_DB_CONNECT_TIMEOUT", "5s", "Deadline for opening one database connection.", false},
+	{"CLIPPER_DB_ACQUIRE_TIMEOUT", "3s", "Deadline for taking a connection from the pool; past it 503 unavailable (at most the request timeout).", false},
+	{"CLIPPER_KEY_DISCONNECTED_TTL", "5s", "While the LISTEN connection is not proven alive, a cached key is re-verified after this long.", false},
+	{"CLIPPER_AUTH_FAILURES_PER_KEY", "10", "Failed key verifications (argon2id) allowed per lookup id per minute, as a burst; beyond it 429 without hashing.", false},
+	{"CLIPPER_AUTH_FAILURES_PER_CLIENT", "30", "Failed key verifications allowed per client IP per minute, as a burst; beyond it 429 without hashing.", false},
+	{"CLIPPER_AUTH_MAX_PENDING", "0", "Key verifications running or waiting at once; beyond it 503 at once instead of queueing (0: 4 per CPU).", false},
+	{"CLIPPER_TRUSTED_PROXIES", "", "Comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client; unset: the TCP peer is the client.", false},
+	{"CLIPPER_LISTEN_PROBE_INTERVAL", "5s", "How often the LISTEN connection is proven alive with a round trip.", false},
+	{"CLIPPER_LISTEN_PROBE_TIMEOUT", "2s", "Deadline of that round trip; a LISTEN connection that misses it is dropped and reconnected.", false},
+	{"CLIPPER_STREAMS_PER_KEY", "20", "Event streams one API key may hold open at once (429 beyond).", false},
+	{"CLIPPER_STREAMS_MAX", "2000", "Event streams one daemon holds open at once (429 beyond).", false},
 }
 
 // Load reads the environment. Every variable of a *_FILE form may instead
@@ -120,11 +149,30 @@ func Load() (Config, error) {
 		HeartbeatTimeout:       r.duration("CLIPPER_HEARTBEAT_TIMEOUT", 2*time.Minute, time.Second, 24*time.Hour),
 		CleanupInterval:        r.duration("CLIPPER_CLEANUP_INTERVAL", 5*time.Minute, 0, 24*time.Hour),
 		CleanupBatchSize:       r.intIn("CLIPPER_CLEANUP_BATCH_SIZE", 1000, 1, 100000),
+		RequestTimeout:         r.duration("CLIPPER_REQUEST_TIMEOUT", 10*time.Second, 100*time.Millisecond, 10*time.Minute),
+		DBStatementTimeout:     r.duration("CLIPPER_DB_STATEMENT_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Hour),
+		DBConnectTimeout:       r.duration("CLIPPER_DB_CONNECT_TIMEOUT", 5*time.Second, 100*time.Millisecond, 5*time.Minute),
+		DBAcquireTimeout:       r.duration("CLIPPER_DB_ACQUIRE_TIMEOUT", 3*time.Second, 10*time.Millisecond, 10*time.Minute),
+		KeyDisconnectedTTL:     r.duration("CLIPPER_KEY_DISCONNECTED_TTL", 5*time.Second, 100*time.Millisecond, time.Hour),
+		AuthFailuresPerKey:     r.intIn("CLIPPER_AUTH_FAILURES_PER_KEY", 10, 1, 1000000),
+		AuthFailuresPerClient:  r.intIn("CLIPPER_AUTH_FAILURES_PER_CLIENT", 30, 1, 1000000),
+		AuthMaxPending:         r.intIn("CLIPPER_AUTH_MAX_PENDING", 0, 0, 100000),
+		TrustedProxies:         r.cidrs("CLIPPER_TRUSTED_PROXIES"),
+		ListenProbeInterval:    r.duration("CLIPPER_LISTEN_PROBE_INTERVAL", 5*time.Second, 50*time.Millisecond, time.Hour),
+		ListenProbeTimeout:     r.duration("CLIPPER_LISTEN_PROBE_TIMEOUT", 2*time.Second, 50*time.Millisecond, time.Minute),
+		StreamsPerKey:          r.intIn("CLIPPER_STREAMS_PER_KEY", 20, 1, 1000000),
+		StreamsMax:             r.intIn("CLIPPER_STREAMS_MAX", 2000, 1, 10000000),
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Addr
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.DBStatementTimeout > c.RequestTimeout {
+		errs = append(errs, errors.New("CLIPPER_DB_STATEMENT_TIMEOUT: must not exceed CLIPPER_REQUEST_TIMEOUT"))
+	}
+	if c.DBAcquireTimeout > c.RequestTimeout {
+		errs = append(errs, errors.New("CLIPPER_DB_ACQUIRE_TIMEOUT: must not exceed CLIPPER_REQUEST_TIMEOUT"))
+	}
 	if c.SignedURLTTL > c.SignedURLMaxTTL {
 		errs = append(errs, errors.New("CLIPPER_SIGNED_URL_TTL: must not exceed CLIPPER_SIGNED_URL_MAX_TTL"))
 	}
@@ -192,6 +240,30 @@ func (r reader) intIn(name string, def, min, max int) int {
 		return def
 	}
 	return n
+}
+
+// cidrs reads a comma-separated list of CIDRs (a bare IP means that IP).
+func (r reader) cidrs(name string) []string {
+	var out []string
+	for part := range strings.SplitSeq(r.str(name, ""), ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !strings.Contains(part, "/") {
+			if ip := net.ParseIP(part); ip != nil && ip.To4() != nil {
+				part += "/32"
+			} else {
+				part += "/128"
+			}
+		}
+		if _, _, err := net.ParseCIDR(part); err != nil {
+			r.fail(name, "must be a comma-separated list of CIDRs, got %q", part)
+			continue
+		}
+		out = append(out, part)
+	}
+	return out
 }
 
 func (r reader) duration(name string, def, min, max time.Duration) time.Duration {

@@ -40,7 +40,8 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	if cfg.DatabaseURL == "" {
 		return apperr.New(apperr.InvalidInput, "DATABASE_URL is not set")
 	}
-	pool, err := database.Open(ctx, cfg.DatabaseURL, database.Options{MaxConns: cfg.DBMaxConns})
+	pool, err := database.Open(ctx, cfg.DatabaseURL, database.Options{MaxConns: cfg.DBMaxConns,
+		StatementTimeout: cfg.DBStatementTimeout, ConnectTimeout: cfg.DBConnectTimeout})
 	if err != nil {
 		return err
 	}
@@ -50,7 +51,8 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	// waiting for a WAL flush on every request is not: it bounded request
 	// throughput by the disk's flush rate.
 	limitPool, err := database.Open(ctx, cfg.DatabaseURL, database.Options{
-		MaxConns: 10, AsyncCommit: true, ApplicationName: "clipper-ratelimit"})
+		MaxConns: 10, AsyncCommit: true, ApplicationName: "clipper-ratelimit",
+		StatementTimeout: cfg.DBStatementTimeout, ConnectTimeout: cfg.DBConnectTimeout})
 	if err != nil {
 		return err
 	}
@@ -77,6 +79,8 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 
 	listener := notify.New(cfg.DatabaseURL, log, notify.ChannelJobEvents, notify.ChannelAPIKeys)
+	listener.PingEvery, listener.PingTimeout = cfg.ListenProbeInterval, cfg.ListenProbeTimeout
+	listener.OnReconnect = m.NotifyReconnects.Inc
 	listener.OnConnectionChange = func(up bool) {
 		if up {
 			m.NotifyConnected.Set(1)
@@ -88,8 +92,10 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 
 	migrations := &migrationCheck{dsn: cfg.DatabaseURL}
 	e := httpapi.New(httpapi.Options{
-		Logger:  log,
-		Metrics: m,
+		Logger:         log,
+		Metrics:        m,
+		RequestTimeout: cfg.RequestTimeout,
+		TrustedProxies: cfg.TrustedProxies,
 		Ready: map[string]func(context.Context) error{
 			"database":   func(ctx context.Context) error { return apperr.FromDB(pool.Ping(ctx), "database") },
 			"migrations": migrations.check,
@@ -106,6 +112,9 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 
 	f := features{cfg: cfg, log: log, pool: pool, limitPool: limitPool, metrics: m, listener: listener, background: goBackground, daemonCtx: bgCtx}
+	// Requests take connections within CLIPPER_DB_ACQUIRE_TIMEOUT.
+	f.db = database.AcquireLimited{Pool: pool, Timeout: cfg.DBAcquireTimeout}
+	f.limitDB = database.AcquireLimited{Pool: limitPool, Timeout: cfg.DBAcquireTimeout}
 	if err := f.register(ctx, e); err != nil {
 		return err
 	}
@@ -134,6 +143,8 @@ type features struct {
 	log        *slog.Logger
 	pool       *pgxpool.Pool
 	limitPool  *pgxpool.Pool // asynchronous commit, for rate-limit state only
+	db         database.DB   // pool, each acquire within CLIPPER_DB_ACQUIRE_TIMEOUT: for request paths
+	limitDB    database.DB   // limitPool, likewise
 	metrics    *metrics.Metrics
 	listener   *notify.Listener
 	background func(name string, fn func(ctx context.Context))

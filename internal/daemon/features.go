@@ -19,13 +19,14 @@ import (
 // has its own block.
 func (f *features) register(ctx context.Context, e *echo.Echo) error {
 	// --- auth and keys admin ---
+	// The event streams below re-read keys too.
+	keys, err := apikeys.NewRepo(f.db, apikeys.Options{Params: auth.HashParams(f.cfg)})
+	if err != nil {
+		return err
+	}
 	{
-		keys, err := apikeys.NewRepo(f.pool, apikeys.Options{Params: auth.HashParams(f.cfg)})
-		if err != nil {
-			return err
-		}
 		opts := auth.ConfigOptions(f.cfg)
-		opts.Keys, opts.Limiter = keys, auth.NewLimiter(f.limitPool)
+		opts.Keys, opts.Limiter = keys, auth.NewLimiter(f.limitDB)
 		opts.Logger, opts.Metrics, opts.Connected = f.log, f.metrics, f.listener.Connected
 		if f.auth, err = auth.New(opts); err != nil {
 			return err
@@ -52,10 +53,13 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 
 	// --- jobs API ---
 	{
-		hub := jobsapi.NewHub(f.listener, f.log)
+		hub := jobsapi.NewHubWith(f.listener, f.log, jobsapi.HubOptions{
+			PerKey: f.cfg.StreamsPerKey, Total: f.cfg.StreamsMax, ReadTimeout: f.cfg.RequestTimeout,
+			KeyCheck: keys.Get, Gauge: f.metrics.EventStreams,
+		})
 		f.background("job event streams", hub.Run)
 		if err := jobsapi.Register(e, jobsapi.Deps{
-			DB: f.pool, Require: f.auth.Require, KeyFrom: auth.KeyFrom, Signer: f.storage, Hub: hub, Logger: f.log,
+			DB: f.db, Require: f.auth.Require, KeyFrom: auth.KeyFrom, Signer: f.storage, Hub: hub, Logger: f.log,
 			JobRetention: f.cfg.JobRetention, URLPolicy: storage.PolicyFromConfig(f.cfg),
 			// Event streams end when shutdown begins (ctx), not once the
 			// server has drained (f.daemonCtx): the drain would wait for them.
@@ -67,7 +71,7 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 
 	// --- webhooks ---
 	if err := webhooks.Register(e, webhooks.Options{
-		DB: f.pool, Secret: f.cfg.WebhookSecret, SigningSecret: f.cfg.WebhookSigningSecret,
+		DB: f.db, Secret: f.cfg.WebhookSecret, SigningSecret: f.cfg.WebhookSigningSecret,
 		Logger: f.log, Metrics: f.metrics,
 	}); err != nil {
 		return err

@@ -60,6 +60,9 @@ type Options struct {
 	StatementTimeout time.Duration // default 30s; bounds any one query
 	IdleInTxTimeout  time.Duration // default 60s; protects the xmin horizon of the hot tables
 	ApplicationName  string        // default "clipper"
+	// ConnectTimeout bounds opening one connection (default 10s). A
+	// frozen server accepts TCP connections and then never answers.
+	ConnectTimeout time.Duration
 	// AsyncCommit sets synchronous_commit=off: commits return before their
 	// WAL reaches disk. Only for writes whose loss in a crash is harmless.
 	AsyncCommit bool
@@ -84,7 +87,14 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*pgxpool.Pool,
 	if opts.ApplicationName == "" {
 		opts.ApplicationName = "clipper"
 	}
+	if opts.ConnectTimeout == 0 {
+		opts.ConnectTimeout = 10 * time.Second
+	}
 	cfg.MaxConns = opts.MaxConns
+	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	// A health check of an idle connection to a frozen server must not
+	// hang the pool either.
+	cfg.PingTimeout = opts.ConnectTimeout
 	rp := cfg.ConnConfig.RuntimeParams
 	rp["application_name"] = opts.ApplicationName
 	rp["statement_timeout"] = fmt.Sprint(opts.StatementTimeout.Milliseconds())

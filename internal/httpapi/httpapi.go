@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"sort"
@@ -33,6 +34,16 @@ type Options struct {
 	BodyLimit string // default "1M"; echo size syntax
 	// Ready names the checks /readyz runs; each returns nil when healthy.
 	Ready map[string]func(ctx context.Context) error
+	// RequestTimeout is the deadline of every request's context (default
+	// 10 s): a database call still running when it passes is canceled and
+	// the request answers 503 unavailable. Long streams lift it with
+	// WithoutDeadline and bound each of their own calls instead.
+	RequestTimeout time.Duration
+	// TrustedProxies are CIDRs of reverse proxies whose X-Forwarded-For
+	// names the client (c.RealIP()). Without them the TCP peer is the
+	// client and forwarding headers are ignored: a client could otherwise
+	// pick its own address and escape per-client limits.
+	TrustedProxies []string
 }
 
 // Success is the shape of every successful JSON response.
@@ -51,10 +62,12 @@ func New(opts Options) *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(opts.Logger)
+	e.IPExtractor = ipExtractor(opts.TrustedProxies)
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestID}))
 	e.Use(accessLog(opts.Logger, opts.Metrics))
 	e.Use(recoverPanics(opts.Logger))
 	e.Use(middleware.BodyLimit(opts.BodyLimit))
+	e.Use(requestDeadline(opts.RequestTimeout))
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return OK(c, http.StatusOK, map[string]string{"status": "up"})
@@ -77,6 +90,62 @@ func Fail(c echo.Context, err error) error {
 	env := apperr.EnvelopeOf(err)
 	return c.JSON(apperr.HTTPStatus(env.Code), env)
 }
+
+// ipExtractor trusts X-Forwarded-For only from the given proxies.
+func ipExtractor(proxies []string) echo.IPExtractor {
+	if len(proxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{
+		echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false),
+	}
+	for _, cidr := range proxies {
+		if _, n, err := net.ParseCIDR(cidr); err == nil {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+type undeadlinedKey struct{}
+
+// requestDeadline puts the request timeout on the request's context and
+// keeps the context it replaced for WithoutDeadline.
+func requestDeadline(timeout time.Duration) echo.MiddlewareFunc {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			parent := c.Request().Context()
+			ctx, cancel := context.WithTimeout(context.WithValue(parent, undeadlinedKey{}, parent), timeout)
+			defer cancel()
+			c.SetRequest(c.Request().WithContext(ctx))
+			return next(c)
+		}
+	}
+}
+
+// WithoutDeadline returns the request's context without the request
+// timeout (still canceled when the client goes away), for a response that
+// legitimately outlives it: an event stream. Whoever uses it must put a
+// deadline on each database call it makes.
+// Values set on ctx after the deadline (the authenticated key) are kept.
+func WithoutDeadline(ctx context.Context) context.Context {
+	if parent, ok := ctx.Value(undeadlinedKey{}).(context.Context); ok {
+		return undeadlined{Context: parent, values: ctx}
+	}
+	return ctx
+}
+
+// undeadlined is canceled like its parent and carries the values of the
+// deadlined context derived from it.
+type undeadlined struct {
+	context.Context
+	values context.Context
+}
+
+func (u undeadlined) Value(key any) any { return u.values.Value(key) }
 
 func newRequestID() string {
 	b := make([]byte, 8)

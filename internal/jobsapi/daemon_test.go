@@ -14,14 +14,18 @@ import (
 
 	"github.com/clipper/clipper/internal/apikeys"
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/config"
 	"github.com/clipper/clipper/internal/daemon/daemontest"
 )
 
 // setupDaemon runs `clipper serve` as assembled by internal/daemon, with
 // its own auth, local storage, LISTEN connection and timeouts.
-func setupDaemon(t *testing.T) (*testBundle, *daemontest.Instance) {
+func setupDaemon(t *testing.T, opts ...func(*config.Config)) (*testBundle, *daemontest.Instance) {
 	t.Helper()
 	cfg := daemontest.Config(t)
+	for _, f := range opts {
+		f(&cfg)
+	}
 	// Start points signed URLs at the daemon's real address only when
 	// the public URL is unset; Config derives one from the default address.
 	cfg.PublicURL = ""

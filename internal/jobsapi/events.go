@@ -25,6 +25,10 @@ const (
 	// eventEnd is the stream's last event: the job is final (or gone) and
 	// every event up to its final status has been sent.
 	eventEnd = "end"
+	// eventError ends a stream whose key stopped being valid; its data is
+	// the error envelope. Not "error": EventSource fires that name for
+	// its own connection errors.
+	eventError = "unauthorized"
 	// streamPage is how many events a stream reads per query.
 	streamPage = 500
 	// streamRetry is the reconnect delay a stream suggests to EventSource.
@@ -110,17 +114,29 @@ func parseAfter(c echo.Context, stream bool) (int64, error) {
 // (see internal/events), so this read has no gap and sends nothing twice.
 // The stream registers with the hub before its first read, so an event
 // committed after that read always wakes it.
+//
+// A stream outlives the request deadline, so each of its reads has a
+// deadline of its own. It ends, after an error event, when its key stops
+// being valid (revoked, expired, deleted: see Hub).
 func (a *api) stream(c echo.Context, job jobs.Job, after int64) error {
-	ctx := c.Request().Context()
-	wake, stop := a.Hub.watch(job.ID)
-	defer stop()
-
-	// The first read comes before the response starts, so that a bad
-	// position is still an ordinary error response.
-	first, err := a.events.ListByJob(ctx, job.ID, after, streamPage)
+	key, err := a.key(c)
 	if err != nil {
 		return err
 	}
+	w, stop, err := a.Hub.watch(job.ID, key)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	// The first read comes before the response starts, so that a bad
+	// position is still an ordinary error response. It runs within the
+	// request deadline; from here on, each read gets its own.
+	first, err := a.events.ListByJob(c.Request().Context(), job.ID, after, streamPage)
+	if err != nil {
+		return err
+	}
+	ctx := httpapi.WithoutDeadline(c.Request().Context())
 
 	s := &sseStream{
 		api: a, c: c, rc: http.NewResponseController(c.Response()),
@@ -168,7 +184,10 @@ func (a *api) stream(c echo.Context, job jobs.Job, after int64) error {
 			return nil
 		case <-a.Shutdown.Done():
 			return nil
-		case <-wake:
+		case <-w.gone:
+			_ = s.fail(w.why)
+			return nil
+		case <-w.wake:
 			caughtUp = false
 		case <-reread.C:
 			caughtUp = false
@@ -195,7 +214,9 @@ type sseStream struct {
 // written to, or the job is gone and end was sent).
 func (s *sseStream) drain(ctx context.Context) (caughtUp, stop bool) {
 	for {
-		evs, err := s.api.events.ListByJob(ctx, s.jobID, s.last, streamPage)
+		rctx, cancel := context.WithTimeout(ctx, s.api.Hub.opts.ReadTimeout)
+		evs, err := s.api.events.ListByJob(rctx, s.jobID, s.last, streamPage)
+		cancel()
 		switch {
 		case apperr.Is(err, apperr.NotFound):
 			// Cleanup deleted the job: nothing more will come.
@@ -259,6 +280,17 @@ func (s *sseStream) end(status jobs.Status) error {
 		return err
 	}
 	return s.write(fmt.Sprintf("event: %s\ndata: %s\n\n", eventEnd, data))
+}
+
+// fail sends an error event carrying err's envelope, the stream's last:
+// EventSource reconnects, and the new request is refused with the same
+// code.
+func (s *sseStream) fail(err error) error {
+	data, jerr := json.Marshal(apperr.EnvelopeOf(err))
+	if jerr != nil {
+		return jerr
+	}
+	return s.write(fmt.Sprintf("event: %s\ndata: %s\n\n", eventError, data))
 }
 
 // write sends text and flushes it. Each write gets its own deadline, which

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/clipper/clipper/internal/apikeys"
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/config"
 	"github.com/clipper/clipper/internal/events"
 	"github.com/clipper/clipper/internal/jobsapi"
 )
@@ -411,4 +414,97 @@ func TestStreamLargeBacklog(t *testing.T) {
 		require.Equal(t, want, s.nextEvent(t).ID)
 	}
 	s.requireEnd(t, "canceled")
+}
+
+// openRefused opens a stream that the daemon must refuse, and returns
+// the refusal (a stream that opens instead is closed at once, body unread).
+func (b *testBundle) openRefused(t *testing.T, jobID uuid.UUID, token string) response {
+	t.Helper()
+	req, err := http.NewRequest("GET", b.url+"/v1/jobs/"+jobID.String()+"/events", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return response{Status: resp.StatusCode, Header: resp.Header}
+	}
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}
+
+// metric returns the value of an unlabeled metric from /metrics.
+func (b *testBundle) metric(t *testing.T, name string) string {
+	t.Helper()
+	r := b.do(t, "GET", "/metrics", "", nil)
+	require.Equal(t, http.StatusOK, r.Status)
+	for _, line := range strings.Split(string(r.Body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	t.Fatalf("metric %s not exported", name)
+	return ""
+}
+
+// TestStreamLimits: streams are capped per key and per daemon with 429
+// rate_limited, and counted in clipper_event_streams.
+func TestStreamLimits(t *testing.T) {
+	t.Parallel()
+	b, _ := setupDaemon(t, func(c *config.Config) { c.StreamsPerKey, c.StreamsMax = 2, 3 })
+	ownerA, ownerB := b.newUser(t), b.newUser(t)
+	_, clientA := b.client(t, &ownerA)
+	_, clientB := b.client(t, &ownerB)
+	ja, jb := b.createJob(t, clientA, nil), b.createJob(t, clientB, nil)
+
+	a1 := b.openStream(t, ja.ID, clientA, "")
+	b.openStream(t, ja.ID, clientA, "")
+	b.openRefused(t, ja.ID, clientA).fails(t, http.StatusTooManyRequests, apperr.RateLimited)
+	b.openStream(t, jb.ID, clientB, "")
+	require.Equal(t, "3", b.metric(t, "clipper_event_streams"))
+	b.openRefused(t, jb.ID, clientB).fails(t, http.StatusTooManyRequests, apperr.RateLimited)
+
+	// A closed stream frees its place.
+	a1.close()
+	require.Eventually(t, func() bool { return b.metric(t, "clipper_event_streams") == "2" }, 10*time.Second, 20*time.Millisecond)
+	b.openStream(t, jb.ID, clientB, "")
+	require.Equal(t, "3", b.metric(t, "clipper_event_streams"))
+}
+
+// requireKeyEnded checks that the stream's next event says its key is no
+// longer valid, and that the stream then closes.
+func (s *sseClient) requireKeyEnded(t *testing.T, message string) {
+	t.Helper()
+	m := s.next(t)
+	require.Equal(t, "unauthorized", m.Event, "data: %s", m.Data)
+	require.JSONEq(t, `{"ok":false,"code":"unauthorized","message":"`+message+`"}`, m.Data)
+	s.requireClosed(t)
+}
+
+// TestStreamEndsWithItsKey: a stream ends when its key is revoked, and
+// when its key expires (here the old key of a rotation, after the grace
+// period).
+func TestStreamEndsWithItsKey(t *testing.T) {
+	t.Parallel()
+	b, _ := setupDaemon(t)
+	owner := b.newUser(t)
+
+	revoked, token := b.client(t, &owner)
+	j := b.createJob(t, token, nil)
+	s := b.openStream(t, j.ID, token, "")
+	s.nextEvent(t)
+	_, err := b.keys.Revoke(context.Background(), revoked.ID)
+	require.NoError(t, err)
+	s.requireKeyEnded(t, "api key revoked")
+
+	rotated, token := b.client(t, &owner)
+	j = b.createJob(t, token, nil)
+	s = b.openStream(t, j.ID, token, "")
+	s.nextEvent(t)
+	_, _, err = b.keys.Rotate(context.Background(), rotated.ID, time.Second)
+	require.NoError(t, err)
+	s.requireKeyEnded(t, "api key expired")
+	require.Eventually(t, func() bool { return b.metric(t, "clipper_event_streams") == "0" }, 10*time.Second, 20*time.Millisecond)
 }

@@ -14,9 +14,10 @@ type Metrics struct {
 
 	HTTPDuration       *prometheus.HistogramVec // route, method, status
 	WebhookDeliveries  *prometheus.CounterVec   // result: accepted, duplicate, unauthorized, invalid, error
-	KeyCacheLookups    *prometheus.CounterVec   // result: hit, miss, negative_hit
+	KeyCacheLookups    *prometheus.CounterVec   // result: hit, miss, negative_hit, throttled, busy
 	NotifyConnected    prometheus.Gauge
 	NotifyReconnects   prometheus.Counter
+	EventStreams       prometheus.Gauge
 	CleanupDeletedJobs prometheus.Counter
 	ReapedJobs         prometheus.Counter
 }
@@ -48,6 +49,10 @@ func New() *Metrics {
 			Name: "clipper_notify_reconnects_total",
 			Help: "LISTEN connection re-establishments.",
 		}),
+		EventStreams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "clipper_event_streams",
+			Help: "Job event streams (SSE) open on this daemon.",
+		}),
 		CleanupDeletedJobs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clipper_cleanup_deleted_jobs_total",
 			Help: "Expired jobs deleted by cleanup.",
@@ -58,7 +63,7 @@ func New() *Metrics {
 		}),
 	}
 	r.MustRegister(m.HTTPDuration, m.WebhookDeliveries, m.KeyCacheLookups, m.NotifyConnected,
-		m.NotifyReconnects, m.CleanupDeletedJobs, m.ReapedJobs,
+		m.NotifyReconnects, m.EventStreams, m.CleanupDeletedJobs, m.ReapedJobs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -40,12 +40,25 @@ type Listener struct {
 	// OnConnectionChange, if set, is called with true after (re)connecting
 	// and false after losing the connection.
 	OnConnectionChange func(connected bool)
+	// OnReconnect, if set, is called after each re-established connection
+	// (not the first).
+	OnReconnect func()
 
 	// PingEvery is how long the connection may stay quiet before it is
-	// checked with a ping (default 30 s).
+	// proven alive with a round trip (default 5 s). A LISTEN connection to
+	// a frozen server (SIGSTOP, a network partition) looks connected:
+	// only an answer shows that notifications still flow.
 	PingEvery time.Duration
+	// PingTimeout is the deadline of that round trip (default 2 s); a
+	// connection that misses it is dropped and reconnected.
+	PingTimeout time.Duration
+	// Backoff paces reconnects; zero fields take their defaults.
+	Backoff Backoff
+	// Now replaces the clock in tests.
+	Now func() time.Time
 
 	connected atomic.Bool
+	proven    atomic.Int64 // unix nanos of the last proof of life
 	mu        sync.Mutex
 	subs      map[*Subscription]struct{}
 }
@@ -55,8 +68,38 @@ func New(dsn string, log *slog.Logger, channels ...string) *Listener {
 	return &Listener{dsn: dsn, channels: channels, log: log, subs: map[*Subscription]struct{}{}}
 }
 
-// Connected reports whether the LISTEN connection is up.
-func (l *Listener) Connected() bool { return l.connected.Load() }
+// Connected reports whether the LISTEN connection is up and proven
+// alive: it answered a round trip, or delivered a notification, within
+// the last PingEvery+PingTimeout. Between a freeze and its detection
+// this turns false by itself, so callers that trust NOTIFY (the API key
+// cache) fall back to their short window in time.
+func (l *Listener) Connected() bool {
+	if !l.connected.Load() {
+		return false
+	}
+	every, timeout := l.probeTimes()
+	return l.now().Sub(time.Unix(0, l.proven.Load())) <= every+timeout
+}
+
+func (l *Listener) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
+}
+
+func (l *Listener) probeTimes() (every, timeout time.Duration) {
+	every, timeout = l.PingEvery, l.PingTimeout
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	return every, timeout
+}
+
+func (l *Listener) prove() { l.proven.Store(l.now().UnixNano()) }
 
 // Subscription receives the notifications of one channel.
 type Subscription struct {
@@ -108,26 +151,29 @@ func (l *Listener) dispatch(n Notification) {
 	}
 }
 
-// Run listens until ctx is done, reconnecting with exponential backoff
-// (100 ms doubling to 10 s).
+// Run listens until ctx is done, reconnecting with backoff (see
+// Backoff): a connection that drops soon after it was made is not
+// retried at once, since each reconnect makes every subscriber resync
+// (the key cache empties, every stream re-reads).
 func (l *Listener) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	bo := l.Backoff
 	first := true
 	for ctx.Err() == nil {
 		conn, err := l.connect(ctx)
 		if err != nil {
-			l.log.Warn("LISTEN connection failed; retrying", "in", backoff, "error", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 10*time.Second)
+			wait := bo.Failed()
+			l.log.Warn("LISTEN connection failed; retrying", "in", wait, "error", err)
+			sleep(ctx, wait)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		bo.Up(l.now())
+		l.prove()
 		l.setConnected(true)
 		if !first {
 			l.log.Info("LISTEN connection re-established")
+			if l.OnReconnect != nil {
+				l.OnReconnect()
+			}
 		}
 		// Whatever happened while disconnected (or before the first
 		// connection) is only in the database.
@@ -136,11 +182,23 @@ func (l *Listener) Run(ctx context.Context) error {
 		err = l.receive(ctx, conn)
 		l.setConnected(false)
 		conn.Close(context.Background())
-		if ctx.Err() == nil {
-			l.log.Warn("LISTEN connection lost; reconnecting", "error", err)
+		if ctx.Err() != nil {
+			break
 		}
+		wait := bo.Lost(l.now())
+		l.log.Warn("LISTEN connection lost; reconnecting", "in", wait, "error", err)
+		sleep(ctx, wait)
 	}
 	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 func (l *Listener) setConnected(up bool) {
@@ -171,18 +229,16 @@ func (l *Listener) connect(ctx context.Context) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// receive waits for notifications, pinging when quiet so that a dead
-// connection is noticed even when nothing is sent.
+// receive waits for notifications and proves the connection alive with
+// a ping whenever it has been quiet for PingEvery.
 func (l *Listener) receive(ctx context.Context, conn *pgx.Conn) error {
-	every := l.PingEvery
-	if every <= 0 {
-		every = 30 * time.Second
-	}
+	every, timeout := l.probeTimes()
 	for {
 		wctx, cancel := context.WithTimeout(ctx, every)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		if err == nil {
+			l.prove()
 			l.dispatch(fromPg(n))
 			continue
 		}
@@ -192,12 +248,13 @@ func (l *Listener) receive(ctx context.Context, conn *pgx.Conn) error {
 		if wctx.Err() == nil || !pgconn.Timeout(err) {
 			return err
 		}
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, timeout)
 		err = conn.Ping(pctx)
 		cancel()
 		if err != nil {
 			return err
 		}
+		l.prove()
 	}
 }
 

@@ -38,13 +38,14 @@ func devServe(ctx context.Context, dsn, demoKey string) error {
 		fmt.Printf(`
 Clipper is running at %[1]s  (Ctrl-C stops it and PostgreSQL)
 
-Try it:
-  curl -s -H 'Authorization: Bearer %[2]s' '%[1]s/v1/jobs?status=queued'
-  curl -s -X POST -H 'Authorization: Bearer %[2]s' -H 'Content-Type: application/json' \
-       -H 'Idempotency-Key: first-clip' \
-       -d '{"source_url":"https://www.youtube.com/watch?v=dQw4w9WgXcQ","params":{"start":10,"end":20}}' \
-       %[1]s/v1/jobs
-
+Try it in another terminal (README, Quick start):
+  export CLIPPER_URL=%[1]s KEY=%[2]s
+  api() { curl -sS -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' "$@"; }
+  api -X POST $CLIPPER_URL/v1/uploads -d '{"name":"sample.mp4"}'      # a signed upload URL and the path
+  curl -sS -X PUT -H 'Content-Type: video/mp4' --data-binary @sample.mp4 "<url>"
+  api -X POST $CLIPPER_URL/v1/jobs -d '{"source_object":"<path>","params":{"start":1,"end":3}}'
+  CLIPPER_WORKER_KEY=$KEY go run ./examples/worker -once             # the example worker does the job
+  curl -N -H "Authorization: Bearer $KEY" -H 'Accept: text/event-stream' $CLIPPER_URL/v1/jobs/<id>/events
 `, base, demoKey)
 	}})
 }

@@ -99,7 +99,7 @@
 // The User client is tested against an emulation of PostgREST and
 // Storage (postgrest_emulator_test.go) that runs each request on the real
 // database as PostgREST does (role switch and request.jwt.claims), since
-// no PostgREST server can be installed where the tests run; the README
+// no PostgREST server can be installed where the tests run; docs/clients.md
 // says what it covers.
 //
 // # Where objects live

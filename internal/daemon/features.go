@@ -59,7 +59,7 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 		})
 		f.background("job event streams", hub.Run)
 		if err := jobsapi.Register(e, jobsapi.Deps{
-			DB: f.db, Require: f.auth.Require, KeyFrom: auth.KeyFrom, Signer: f.storage, Hub: hub, Logger: f.log,
+			DB: f.db, Auth: f.auth, Signer: f.storage, Hub: hub, Logger: f.log,
 			JobRetention: f.cfg.JobRetention, URLPolicy: storage.PolicyFromConfig(f.cfg),
 			// Event streams end when shutdown begins (ctx), not once the
 			// server has drained (f.daemonCtx): the drain would wait for them.

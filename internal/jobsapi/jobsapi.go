@@ -16,6 +16,7 @@ import (
 
 	"github.com/clipper/clipper/internal/apikeys"
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/auth"
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/events"
 	"github.com/clipper/clipper/internal/jobs"
@@ -26,12 +27,10 @@ import (
 // daemon wires its own and tests can wire theirs.
 type Deps struct {
 	DB database.DB
-	// Require returns middleware that admits a request only with an API
-	// key holding every given scope (admin holds them all).
-	Require func(scopes ...apikeys.Scope) echo.MiddlewareFunc
-	// KeyFrom returns the key Require admitted (auth.KeyFrom).
-	KeyFrom func(c echo.Context) (apikeys.Key, bool)
-	Signer  storage.Signer
+	// Auth admits a request only with an API key holding a route's
+	// scopes (admin holds them all), as for every other API.
+	Auth   *auth.Authenticator
+	Signer storage.Signer
 	// Hub wakes event streams on NOTIFY; run it with Hub.Run.
 	Hub    *Hub
 	Logger *slog.Logger
@@ -81,8 +80,8 @@ type api struct {
 // Register adds the routes to e.
 func Register(e *echo.Echo, d Deps) error {
 	switch {
-	case d.DB == nil, d.Require == nil, d.KeyFrom == nil, d.Signer == nil, d.Hub == nil, d.Shutdown == nil:
-		return errors.New("jobsapi: DB, Require, KeyFrom, Signer, Hub and Shutdown are required")
+	case d.DB == nil, d.Auth == nil, d.Signer == nil, d.Hub == nil, d.Shutdown == nil:
+		return errors.New("jobsapi: DB, Auth, Signer, Hub and Shutdown are required")
 	case d.JobRetention <= 0:
 		return errors.New("jobsapi: JobRetention must be positive")
 	}
@@ -92,9 +91,9 @@ func Register(e *echo.Echo, d Deps) error {
 	d.Stream.defaults()
 	a := &api{Deps: d, jobs: jobs.New(d.DB), events: events.New(d.DB)}
 
-	read := d.Require(apikeys.ScopeJobsRead)
-	write := d.Require(apikeys.ScopeJobsWrite)
-	worker := d.Require(apikeys.ScopeWorker)
+	read := d.Auth.Require(apikeys.ScopeJobsRead)
+	write := d.Auth.Require(apikeys.ScopeJobsWrite)
+	worker := d.Auth.Require(apikeys.ScopeWorker)
 
 	v1 := e.Group("/v1")
 	v1.POST("/jobs", a.create, write)
@@ -128,7 +127,7 @@ func jobID(c echo.Context) (uuid.UUID, error) {
 // key returns the request's API key. Every route is behind Require, so a
 // missing key is a wiring mistake, never the caller's.
 func (a *api) key(c echo.Context) (apikeys.Key, error) {
-	key, ok := a.KeyFrom(c)
+	key, ok := auth.KeyFrom(c)
 	if !ok {
 		return apikeys.Key{}, apperr.New(apperr.Internal, "route has no API key check")
 	}

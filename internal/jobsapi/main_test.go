@@ -128,8 +128,7 @@ func setup(t *testing.T, opts ...func(*options)) *testBundle {
 	t.Cleanup(shutdown)
 	deps := jobsapi.Deps{
 		DB:           pool,
-		Require:      authn.Require,
-		KeyFrom:      auth.KeyFrom,
+		Auth:         authn,
 		Signer:       local,
 		Hub:          hub,
 		Logger:       log,

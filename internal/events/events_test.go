@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/apperr/apperrtest"
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/events"
 	"github.com/clipper/clipper/internal/jobs"
@@ -33,16 +34,6 @@ func setup(t *testing.T) *testBundle {
 	t.Helper()
 	tx := pgtest.Tx(t)
 	return &testBundle{ctx: context.Background(), tx: tx, repo: events.New(tx)}
-}
-
-func requireCode(t *testing.T, err error, code apperr.Code) {
-	t.Helper()
-	require.Error(t, err)
-	require.Equal(t, code, apperr.CodeOf(err), "error: %v", err)
-	env := apperr.EnvelopeOf(err)
-	require.False(t, env.OK)
-	require.Equal(t, code, env.Code)
-	require.NotEmpty(t, env.Message)
 }
 
 func newJob(t *testing.T, db database.DB) uuid.UUID {
@@ -112,7 +103,7 @@ func TestAppend(t *testing.T) {
 			"DataNULEscape": {"log", `{"a":"\u0000"}`}, // refused by jsonb itself
 		} {
 			_, err := b.repo.Append(b.ctx, job, c.typ, json.RawMessage(c.data))
-			requireCode(t, err, apperr.InvalidInput)
+			apperrtest.RequireCode(t, err, apperr.InvalidInput)
 			require.Equal(t, before, countEvents(t, b.tx), name)
 		}
 		// The longest allowed type.
@@ -124,7 +115,7 @@ func TestAppend(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		_, err := b.repo.Append(b.ctx, uuid.New(), "log", nil)
-		requireCode(t, err, apperr.NotFound)
+		apperrtest.RequireCode(t, err, apperr.NotFound)
 	})
 
 	t.Run("DeletedJob", func(t *testing.T) {
@@ -137,9 +128,9 @@ func TestAppend(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, countEvents(t, b.tx), "events go with their job")
 		_, err = b.repo.Append(b.ctx, job, "log", nil)
-		requireCode(t, err, apperr.NotFound)
+		apperrtest.RequireCode(t, err, apperr.NotFound)
 		_, err = b.repo.ListByJob(b.ctx, job, 0, 0)
-		requireCode(t, err, apperr.NotFound)
+		apperrtest.RequireCode(t, err, apperr.NotFound)
 		require.Zero(t, countEvents(t, b.tx))
 	})
 
@@ -208,7 +199,7 @@ func TestAppend(t *testing.T) {
 		_, err = tx.Exec(ctx, "set local lock_timeout = '100ms'")
 		require.NoError(t, err)
 		_, err = events.New(tx).Append(ctx, job, "log", nil)
-		requireCode(t, err, apperr.Conflict)
+		apperrtest.RequireCode(t, err, apperr.Conflict)
 	})
 }
 
@@ -321,16 +312,16 @@ func TestAppendBatch(t *testing.T) {
 		before := countEvents(t, b.tx)
 
 		_, err = b.repo.AppendBatch(b.ctx, []events.NewEvent{{JobID: job, Type: "log"}, {JobID: gone, Type: "log"}})
-		requireCode(t, err, apperr.NotFound)
+		apperrtest.RequireCode(t, err, apperr.NotFound)
 		require.Equal(t, before, countEvents(t, b.tx))
 
 		_, err = b.repo.AppendBatch(b.ctx, []events.NewEvent{{JobID: job, Type: "log"}, {JobID: job, Type: "Bad"}})
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 		require.Contains(t, apperr.EnvelopeOf(err).Message, "event 1")
 		require.Equal(t, before, countEvents(t, b.tx))
 
 		_, err = b.repo.AppendBatch(b.ctx, []events.NewEvent{{JobID: job, Type: "log", Data: json.RawMessage(`{"a":"\u0000"}`)}})
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 		require.Equal(t, before, countEvents(t, b.tx))
 
 		n, err := b.repo.AppendBatch(b.ctx, nil)
@@ -338,7 +329,7 @@ func TestAppendBatch(t *testing.T) {
 		require.Zero(t, n)
 
 		_, err = b.repo.AppendBatch(b.ctx, make([]events.NewEvent, events.MaxBatch+1))
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 	})
 
 	t.Run("SerializesWithAppends", func(t *testing.T) {
@@ -483,9 +474,9 @@ func TestListByJob(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, got, events.MaxListLimit)
 		_, err = b.repo.ListByJob(b.ctx, job, 0, -1)
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 		_, err = b.repo.ListByJob(b.ctx, job, -1, 0)
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 	})
 
 	t.Run("UnknownPosition", func(t *testing.T) {
@@ -495,11 +486,11 @@ func TestListByJob(t *testing.T) {
 		ev, err := b.repo.Append(b.ctx, other, "log", nil)
 		require.NoError(t, err)
 		_, err = b.repo.ListByJob(b.ctx, job, ev.ID, 0)
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 		_, err = b.repo.ListByJob(b.ctx, uuid.New(), ev.ID, 0)
-		requireCode(t, err, apperr.NotFound)
+		apperrtest.RequireCode(t, err, apperr.NotFound)
 		_, err = b.repo.ListByJob(b.ctx, uuid.New(), 0, 0)
-		requireCode(t, err, apperr.NotFound)
+		apperrtest.RequireCode(t, err, apperr.NotFound)
 		// At the end of a live stream: empty, not an error.
 		last, err := b.repo.Append(b.ctx, job, "log", nil)
 		require.NoError(t, err)
@@ -597,7 +588,7 @@ func TestUnavailable(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		for name, err := range call(ctx, events.New(pgtest.SharedPool(t))) {
-			t.Run(name, func(t *testing.T) { requireCode(t, err, apperr.Unavailable) })
+			t.Run(name, func(t *testing.T) { apperrtest.RequireCode(t, err, apperr.Unavailable) })
 		}
 	})
 
@@ -607,7 +598,7 @@ func TestUnavailable(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(pool.Close)
 		for name, err := range call(context.Background(), events.New(pool)) {
-			t.Run(name, func(t *testing.T) { requireCode(t, err, apperr.Unavailable) })
+			t.Run(name, func(t *testing.T) { apperrtest.RequireCode(t, err, apperr.Unavailable) })
 		}
 	})
 }

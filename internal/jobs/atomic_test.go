@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/apperr/apperrtest"
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/jobs"
 	"github.com/clipper/clipper/internal/pgtest"
@@ -95,7 +96,7 @@ func TestTransitionIsAtomic(t *testing.T) {
 		before := stateOf(t, pool, j.ID)
 
 		_, err = repo.Complete(ctx, j.ID, "w1", []string{"r"}, time.Hour)
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 		require.Equal(t, before, stateOf(t, pool, j.ID))
 
 		// A failure (not done) passes the same constraint.

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/apperr/apperrtest"
 	"github.com/clipper/clipper/internal/jobs"
 	"github.com/clipper/clipper/internal/pgtest"
 )
@@ -130,7 +131,7 @@ func TestCreate(t *testing.T) {
 				t.Parallel()
 				b := setup(t)
 				_, _, err := b.repo.Create(b.ctx, p)
-				requireCode(t, err, apperr.InvalidInput)
+				apperrtest.RequireCode(t, err, apperr.InvalidInput)
 				var n int
 				require.NoError(t, b.tx.QueryRow(b.ctx, "select count(*) from jobs").Scan(&n))
 				require.Zero(t, n)
@@ -151,7 +152,7 @@ func TestCreate(t *testing.T) {
 				t.Parallel()
 				b := setup(t)
 				_, _, err := b.repo.Create(b.ctx, p)
-				requireCode(t, err, apperr.InvalidInput)
+				apperrtest.RequireCode(t, err, apperr.InvalidInput)
 			})
 		}
 	})
@@ -277,7 +278,7 @@ func TestCreate(t *testing.T) {
 		require.True(t, created)
 
 		_, _, err = jobs.New(tx).Create(ctx, p)
-		requireCode(t, err, apperr.Conflict)
+		apperrtest.RequireCode(t, err, apperr.Conflict)
 	})
 }
 
@@ -288,6 +289,6 @@ func TestGet(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		_, err := b.repo.Get(b.ctx, uuid.New())
-		requireCode(t, err, apperr.NotFound)
+		apperrtest.RequireCode(t, err, apperr.NotFound)
 	})
 }

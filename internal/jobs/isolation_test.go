@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/apperr/apperrtest"
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/jobs"
 )
@@ -71,7 +72,7 @@ func TestSourceFolder(t *testing.T) {
 			if c.allowed {
 				require.NoError(t, err)
 			} else {
-				requireCode(t, err, apperr.InvalidInput)
+				apperrtest.RequireCode(t, err, apperr.InvalidInput)
 			}
 			// Past the repository, as plain SQL (the migration owner).
 			err = database.InTx(b.ctx, b.tx, func(sp pgx.Tx) error {
@@ -122,9 +123,9 @@ func TestResultKeysUnderJobPrefix(t *testing.T) {
 			before := stateOf(t, b.tx, j.ID)
 
 			_, err := b.repo.Complete(b.ctx, j.ID, "w1", bad, time.Hour)
-			requireCode(t, err, apperr.InvalidInput)
+			apperrtest.RequireCode(t, err, apperr.InvalidInput)
 			_, err = b.repo.CompleteMany(b.ctx, "w1", []jobs.Completion{{ID: j.ID, ResultKeys: bad}}, time.Hour)
-			requireCode(t, err, apperr.InvalidInput)
+			apperrtest.RequireCode(t, err, apperr.InvalidInput)
 			require.Equal(t, before, stateOf(t, b.tx, j.ID))
 
 			err = database.InTx(b.ctx, b.tx, func(sp pgx.Tx) error {

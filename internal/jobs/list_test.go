@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/apperr/apperrtest"
 	"github.com/clipper/clipper/internal/jobs"
 )
 
@@ -128,11 +129,11 @@ func TestListByStatus(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		_, err := b.repo.ListByStatus(b.ctx, "running", "", 10)
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 		_, err = b.repo.ListByStatus(b.ctx, jobs.StatusQueued, "", -1)
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 		_, err = b.repo.ListByStatus(b.ctx, jobs.StatusQueued, "garbage!", 10)
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 	})
 }
 
@@ -159,7 +160,7 @@ func TestParseCursor(t *testing.T) {
 		"Padded":       base64.URLEncoding.EncodeToString(valid[:24]),
 	} {
 		_, err := jobs.ParseCursor(s)
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 		require.Contains(t, apperr.EnvelopeOf(err).Message, "cursor", name)
 	}
 }
@@ -200,7 +201,7 @@ func TestListByOwnerAndAPIKey(t *testing.T) {
 	require.Empty(t, page.Jobs)
 
 	_, err = b.repo.ListByOwner(b.ctx, u1.UUID, "%%%", 0)
-	requireCode(t, err, apperr.InvalidInput)
+	apperrtest.RequireCode(t, err, apperr.InvalidInput)
 	_, err = b.repo.ListByAPIKey(b.ctx, ownerless.UUID, "", -5)
-	requireCode(t, err, apperr.InvalidInput)
+	apperrtest.RequireCode(t, err, apperr.InvalidInput)
 }

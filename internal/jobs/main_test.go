@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/clipper/clipper/internal/apperr"
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/jobs"
 	"github.com/clipper/clipper/internal/pgtest"
@@ -30,17 +29,6 @@ func setup(t *testing.T) *testBundle {
 	t.Helper()
 	tx := pgtest.Tx(t)
 	return &testBundle{ctx: context.Background(), tx: tx, repo: jobs.New(tx)}
-}
-
-// requireCode checks an error's code and that it renders as that code.
-func requireCode(t *testing.T, err error, code apperr.Code) {
-	t.Helper()
-	require.Error(t, err)
-	require.Equal(t, code, apperr.CodeOf(err), "error: %v", err)
-	env := apperr.EnvelopeOf(err)
-	require.False(t, env.OK)
-	require.Equal(t, code, env.Code)
-	require.NotEmpty(t, env.Message)
 }
 
 func createJob(t *testing.T, ctx context.Context, repo *jobs.Repo, mods ...func(*jobs.CreateParams)) jobs.Job {

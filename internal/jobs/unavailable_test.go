@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/apperr/apperrtest"
 	"github.com/clipper/clipper/internal/jobs"
 	"github.com/clipper/clipper/internal/pgtest"
 )
@@ -41,7 +42,7 @@ func TestUnavailable(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		for name, err := range allMethods(ctx, jobs.New(pgtest.SharedPool(t))) {
-			t.Run(name, func(t *testing.T) { requireCode(t, err, apperr.Unavailable) })
+			t.Run(name, func(t *testing.T) { apperrtest.RequireCode(t, err, apperr.Unavailable) })
 		}
 	})
 
@@ -53,7 +54,7 @@ func TestUnavailable(t *testing.T) {
 		t.Cleanup(pool.Close)
 		for name, err := range allMethods(context.Background(), jobs.New(pool)) {
 			t.Run(name, func(t *testing.T) {
-				requireCode(t, err, apperr.Unavailable)
+				apperrtest.RequireCode(t, err, apperr.Unavailable)
 				require.NotContains(t, apperr.EnvelopeOf(err).Message, "127.0.0.1")
 			})
 		}

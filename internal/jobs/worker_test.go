@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/apperr/apperrtest"
 	"github.com/clipper/clipper/internal/jobs"
 	"github.com/clipper/clipper/internal/pgtest"
 )
@@ -145,7 +146,7 @@ func TestClaim(t *testing.T) {
 			n      int
 		}{{"", 1}, {strings.Repeat("w", 256), 1}, {"w", 0}, {"w", -1}, {"w", jobs.MaxClaim + 1}, {"\xff", 1}} {
 			_, err := b.repo.Claim(b.ctx, c.worker, c.n)
-			requireCode(t, err, apperr.InvalidInput)
+			apperrtest.RequireCode(t, err, apperr.InvalidInput)
 		}
 		page, err := b.repo.ListByStatus(b.ctx, jobs.StatusQueued, "", 0)
 		require.NoError(t, err)
@@ -228,7 +229,7 @@ func TestHeldOperationsRefused(t *testing.T) {
 				if code != apperr.NotFound {
 					before = stateOf(t, b.tx, id)
 				}
-				requireCode(t, op(b, id, worker), code)
+				apperrtest.RequireCode(t, op(b, id, worker), code)
 				if code != apperr.NotFound {
 					require.Equal(t, before, stateOf(t, b.tx, id))
 				}
@@ -252,7 +253,7 @@ func TestHeartbeat(t *testing.T) {
 	require.Equal(t, events, stateOf(t, b.tx, j.ID).Events, "a heartbeat writes no event")
 
 	_, err = b.repo.Heartbeat(b.ctx, j.ID, "")
-	requireCode(t, err, apperr.InvalidInput)
+	apperrtest.RequireCode(t, err, apperr.InvalidInput)
 }
 
 func TestProgress(t *testing.T) {
@@ -286,10 +287,10 @@ func TestProgress(t *testing.T) {
 	before := stateOf(t, b.tx, j.ID)
 	for _, pct := range []int{-1, 101} {
 		_, err = b.repo.Progress(b.ctx, j.ID, "w1", pct)
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 	}
 	_, err = b.repo.Progress(b.ctx, j.ID, "", 5)
-	requireCode(t, err, apperr.InvalidInput)
+	apperrtest.RequireCode(t, err, apperr.InvalidInput)
 	require.Equal(t, before, stateOf(t, b.tx, j.ID))
 }
 
@@ -359,13 +360,13 @@ func TestComplete(t *testing.T) {
 			"TooMany": tooMany, "Empty": {""}, "TooLong": {strings.Repeat("k", 1025)}, "NotUTF8": {"\xff"},
 		} {
 			_, err := b.repo.Complete(b.ctx, j.ID, "w1", keys, time.Hour)
-			requireCode(t, err, apperr.InvalidInput)
+			apperrtest.RequireCode(t, err, apperr.InvalidInput)
 			require.Equal(t, before, stateOf(t, b.tx, j.ID), name)
 		}
 		_, err := b.repo.Complete(b.ctx, j.ID, "w1", nil, -time.Second)
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 		_, err = b.repo.Complete(b.ctx, j.ID, "", nil, time.Hour)
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 		require.Equal(t, before, stateOf(t, b.tx, j.ID))
 	})
 }
@@ -476,7 +477,7 @@ func TestFail(t *testing.T) {
 				return err
 			},
 		} {
-			requireCode(t, f(), apperr.InvalidInput)
+			apperrtest.RequireCode(t, f(), apperr.InvalidInput)
 			require.Equal(t, before, stateOf(t, b.tx, j.ID), name)
 		}
 	})
@@ -507,7 +508,7 @@ func TestCancel(t *testing.T) {
 		require.Equal(t, "w1", *got.WorkerID)
 		// The worker learns at its next heartbeat.
 		_, err = b.repo.Heartbeat(b.ctx, j.ID, "w1")
-		requireCode(t, err, apperr.InvalidTransition)
+		apperrtest.RequireCode(t, err, apperr.InvalidTransition)
 	})
 
 	t.Run("Refused", func(t *testing.T) {
@@ -531,7 +532,7 @@ func TestCancel(t *testing.T) {
 					before = stateOf(t, b.tx, id)
 				}
 				_, err := b.repo.Cancel(b.ctx, id, time.Hour)
-				requireCode(t, err, code)
+				apperrtest.RequireCode(t, err, code)
 				if code != apperr.NotFound {
 					require.Equal(t, before, stateOf(t, b.tx, id))
 				}
@@ -544,7 +545,7 @@ func TestCancel(t *testing.T) {
 		b := setup(t)
 		j := createJob(t, b.ctx, b.repo)
 		_, err := b.repo.Cancel(b.ctx, j.ID, -time.Second)
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 	})
 
 	// A job another transaction is changing, with lock_timeout set: a
@@ -568,7 +569,7 @@ func TestCancel(t *testing.T) {
 		_, err = tx.Exec(ctx, "set local lock_timeout = '100ms'")
 		require.NoError(t, err)
 		_, err = repo.WithDB(tx).Cancel(ctx, j.ID, time.Hour)
-		requireCode(t, err, apperr.Conflict)
+		apperrtest.RequireCode(t, err, apperr.Conflict)
 		require.NoError(t, tx.Rollback(ctx))
 		require.NoError(t, holder.Rollback(ctx))
 
@@ -620,7 +621,7 @@ func TestRequeueStale(t *testing.T) {
 
 		// The silent worker can no longer finish the requeued job.
 		_, err = b.repo.Complete(b.ctx, left.ID, "w1", nil, time.Hour)
-		requireCode(t, err, apperr.InvalidTransition)
+		apperrtest.RequireCode(t, err, apperr.InvalidTransition)
 		again, err := b.repo.Claim(b.ctx, "w2", 10)
 		require.NoError(t, err)
 		require.Len(t, again, 1)
@@ -657,7 +658,7 @@ func TestRequeueStale(t *testing.T) {
 			limit            int
 		}{{0, time.Hour, 1}, {time.Minute, -1, 1}, {time.Minute, time.Hour, 0}, {time.Minute, time.Hour, jobs.MaxClaim + 1}} {
 			_, err := b.repo.RequeueStale(b.ctx, c.older, c.limit, c.retention)
-			requireCode(t, err, apperr.InvalidInput)
+			apperrtest.RequireCode(t, err, apperr.InvalidInput)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/apperr/apperrtest"
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/events"
 	"github.com/clipper/clipper/internal/pgtest"
@@ -18,16 +19,6 @@ import (
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-func requireCode(t *testing.T, err error, code apperr.Code) {
-	t.Helper()
-	require.Error(t, err)
-	require.Equal(t, code, apperr.CodeOf(err), "error: %v", err)
-	env := apperr.EnvelopeOf(err)
-	require.False(t, env.OK)
-	require.Equal(t, code, env.Code)
-	require.NotEmpty(t, env.Message)
-}
 
 // newJobs inserts n jobs, moves them to status through legal transitions,
 // gives them expires_at = now() + expiresIn (none when nil) and extra
@@ -169,7 +160,7 @@ func TestCleanupExpired(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		res, err := retention.New(pool).CleanupExpired(ctx, retention.Options{BatchSize: 10, OnBatch: func(retention.Result) { cancel() }})
-		requireCode(t, err, apperr.Unavailable)
+		apperrtest.RequireCode(t, err, apperr.Unavailable)
 		require.Equal(t, retention.Result{Jobs: 10, Events: 10 * 3, Batches: 1}, res)
 		require.Equal(t, int64(20), countRows(t, pool, "select count(*) from jobs"))
 		require.Equal(t, int64(20*3), countRows(t, pool, "select count(*) from job_events"))
@@ -215,9 +206,9 @@ func TestCleanupExpired(t *testing.T) {
 		t.Parallel()
 		repo := retention.New(pgtest.Tx(t))
 		_, err := repo.CleanupExpired(context.Background(), retention.Options{BatchSize: -1})
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 		_, err = repo.CleanupExpired(context.Background(), retention.Options{MaxBatches: -1})
-		requireCode(t, err, apperr.InvalidInput)
+		apperrtest.RequireCode(t, err, apperr.InvalidInput)
 	})
 
 	t.Run("Unavailable", func(t *testing.T) {
@@ -225,12 +216,12 @@ func TestCleanupExpired(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		_, err := retention.New(pgtest.SharedPool(t)).CleanupExpired(ctx, retention.Options{})
-		requireCode(t, err, apperr.Unavailable)
+		apperrtest.RequireCode(t, err, apperr.Unavailable)
 
 		pool, err := pgxpool.New(context.Background(), "postgres://clipper@127.0.0.1:1/clipper?connect_timeout=2")
 		require.NoError(t, err)
 		t.Cleanup(pool.Close)
 		_, err = retention.New(pool).CleanupExpired(context.Background(), retention.Options{})
-		requireCode(t, err, apperr.Unavailable)
+		apperrtest.RequireCode(t, err, apperr.Unavailable)
 	})
 }

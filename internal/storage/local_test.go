@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/apperr/apperrtest"
 	"github.com/clipper/clipper/internal/httpapi"
 	"github.com/clipper/clipper/internal/storage"
 )
@@ -295,15 +296,15 @@ func TestLocalDownloadRefused(t *testing.T) {
 	t.Run("SignMissing", func(t *testing.T) {
 		t.Parallel()
 		_, err := b.local.SignDownload(b.ctx, storage.BucketResults, "missing.mp4", time.Minute)
-		requireError(t, err, apperr.NotFound, "object results/missing.mp4 not found")
+		apperrtest.RequireError(t, err, apperr.NotFound, "object results/missing.mp4 not found")
 		_, err = b.local.SignDownload(b.ctx, storage.BucketResults, "a.mp4/under-a-file", time.Minute)
-		requireError(t, err, apperr.NotFound, "not found")
+		apperrtest.RequireError(t, err, apperr.NotFound, "not found")
 	})
 
 	t.Run("SignBelowOneSecond", func(t *testing.T) {
 		t.Parallel()
 		_, err := b.local.SignDownload(b.ctx, storage.BucketResults, "a.mp4", 500*time.Millisecond)
-		requireError(t, err, apperr.InvalidInput, "minimum of 1s")
+		apperrtest.RequireError(t, err, apperr.InvalidInput, "minimum of 1s")
 	})
 }
 
@@ -333,7 +334,7 @@ func TestLocalUpload(t *testing.T) {
 		// An upload never replaces an object: neither signing again nor
 		// reusing the URL.
 		_, err = b.local.SignUpload(b.ctx, storage.BucketResults, "jobs/7/out.mp4", time.Minute)
-		requireError(t, err, apperr.Conflict, "object results/jobs/7/out.mp4 already exists")
+		apperrtest.RequireError(t, err, apperr.Conflict, "object results/jobs/7/out.mp4 already exists")
 		requireEnvelope(t, do(t, http.MethodPut, up.URL, strings.NewReader("other")),
 			http.StatusConflict, apperr.Conflict, "object results/jobs/7/out.mp4 already exists")
 

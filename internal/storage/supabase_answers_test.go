@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/apperr/apperrtest"
 	"github.com/clipper/clipper/internal/storage"
 )
 
@@ -67,11 +68,11 @@ func TestSupabaseRefusedKey(t *testing.T) {
 			s, logs := b.withKey(t, key)
 			for range 3 {
 				_, err := s.SignDownload(b.ctx, storage.BucketResults, "a.mp4", time.Minute)
-				requireError(t, err, apperr.Unavailable, "storage is unavailable: Supabase Storage refused the daemon's service key")
+				apperrtest.RequireError(t, err, apperr.Unavailable, "storage is unavailable: Supabase Storage refused the daemon's service key")
 				require.NotContains(t, apperr.EnvelopeOf(err).Message, key)
 				require.NotContains(t, err.Error(), key)
 				_, err = s.SignUpload(b.ctx, storage.BucketSources, "new.mp4", time.Minute)
-				requireError(t, err, apperr.Unavailable, "refused the daemon's service key")
+				apperrtest.RequireError(t, err, apperr.Unavailable, "refused the daemon's service key")
 			}
 			// Logged once, clearly, without the key.
 			require.Equal(t, 1, strings.Count(logs.String(), "level=ERROR"), logs.String())
@@ -95,7 +96,7 @@ func TestSupabaseRefusedKeyLoggedAgainAfterRecovery(t *testing.T) {
 
 	setGatewayKey("sb_secret_theNewKeyAfterARotationXXXXXXXX") // rotated: ours is gone
 	_, err := s.SignDownload(b.ctx, storage.BucketResults, "a.mp4", time.Minute)
-	requireError(t, err, apperr.Unavailable, "refused the daemon's service key")
+	apperrtest.RequireError(t, err, apperr.Unavailable, "refused the daemon's service key")
 	setGatewayKey(secretKey)
 	_, err = s.SignDownload(b.ctx, storage.BucketResults, "a.mp4", time.Minute)
 	require.NoError(t, err)
@@ -147,7 +148,7 @@ func TestSupabaseKeyHeaders(t *testing.T) {
 		s, err := storage.NewSupabase(srv.URL, secretKey, storage.SupabaseOptions{Logger: slog.New(slog.DiscardHandler)})
 		require.NoError(t, err)
 		_, err = s.SignUpload(b.ctx, storage.BucketSources, "x.mp4", time.Minute)
-		requireError(t, err, apperr.Unavailable, "refused the daemon's service key")
+		apperrtest.RequireError(t, err, apperr.Unavailable, "refused the daemon's service key")
 	})
 }
 

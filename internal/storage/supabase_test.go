@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/apperr/apperrtest"
 	"github.com/clipper/clipper/internal/storage"
 )
 
@@ -519,7 +520,7 @@ func TestSupabaseSignUpload(t *testing.T) {
 
 	b.fake.put("sources/uploads/a.mp4", []byte("x"))
 	_, err = b.s.SignUpload(b.ctx, storage.BucketSources, "uploads/a.mp4", time.Minute)
-	requireError(t, err, apperr.Conflict, "object sources/uploads/a.mp4 already exists")
+	apperrtest.RequireError(t, err, apperr.Conflict, "object sources/uploads/a.mp4 already exists")
 	requireNoKey(t, err)
 }
 
@@ -531,7 +532,7 @@ func TestSupabaseErrors(t *testing.T) {
 	t.Run("ObjectNotFound", func(t *testing.T) {
 		t.Parallel()
 		_, err := b.s.SignDownload(b.ctx, storage.BucketResults, "missing.mp4", time.Minute)
-		requireError(t, err, apperr.NotFound, "object results/missing.mp4 not found")
+		apperrtest.RequireError(t, err, apperr.NotFound, "object results/missing.mp4 not found")
 		requireNoKey(t, err)
 	})
 
@@ -541,7 +542,7 @@ func TestSupabaseErrors(t *testing.T) {
 		delete(fake.buckets, storage.BucketResults)
 		s := newSupabase(t, fake)
 		_, err := s.SignDownload(b.ctx, storage.BucketResults, "a.mp4", time.Minute)
-		requireError(t, err, apperr.NotFound, "bucket results not found")
+		apperrtest.RequireError(t, err, apperr.NotFound, "bucket results not found")
 		requireNoKey(t, err)
 	})
 
@@ -553,18 +554,18 @@ func TestSupabaseErrors(t *testing.T) {
 		s, err := storage.NewSupabase(b.server.URL, anonKey, storage.SupabaseOptions{Logger: slog.New(slog.DiscardHandler)})
 		require.NoError(t, err)
 		_, err = s.SignUpload(b.ctx, storage.BucketSources, "a.mp4", time.Minute)
-		requireError(t, err, apperr.Unavailable, "Supabase Storage refused the daemon's service key")
+		apperrtest.RequireError(t, err, apperr.Unavailable, "Supabase Storage refused the daemon's service key")
 		require.NotContains(t, fmt.Sprintf("%+v", err), anonKey)
 	})
 
 	t.Run("InvalidPath", func(t *testing.T) {
 		t.Parallel()
 		_, err := b.s.SignDownload(b.ctx, storage.BucketResults, "../a.mp4", time.Minute)
-		requireError(t, err, apperr.InvalidInput, `".." segments`)
+		apperrtest.RequireError(t, err, apperr.InvalidInput, `".." segments`)
 		_, err = b.s.SignDownload(b.ctx, "other", "a.mp4", time.Minute)
-		requireError(t, err, apperr.NotFound, `bucket "other" does not exist`)
+		apperrtest.RequireError(t, err, apperr.NotFound, `bucket "other" does not exist`)
 		_, err = b.s.SignDownload(b.ctx, storage.BucketResults, "a.mp4", 0)
-		requireError(t, err, apperr.InvalidInput, "minimum of 1s")
+		apperrtest.RequireError(t, err, apperr.InvalidInput, "minimum of 1s")
 	})
 
 	answer := func(status int, contentType, body string) http.HandlerFunc {
@@ -605,7 +606,7 @@ func TestSupabaseErrors(t *testing.T) {
 			t.Parallel()
 			s := newSupabase(t, tc.handler)
 			_, err := s.SignDownload(b.ctx, storage.BucketResults, "a.mp4", time.Minute)
-			requireError(t, err, tc.code, tc.message)
+			apperrtest.RequireError(t, err, tc.code, tc.message)
 			requireNoKey(t, err)
 		})
 	}
@@ -619,7 +620,7 @@ func TestSupabaseErrors(t *testing.T) {
 		s, err := storage.NewSupabase("http://"+addr, serviceRoleKey, storage.SupabaseOptions{})
 		require.NoError(t, err)
 		_, err = s.SignDownload(b.ctx, storage.BucketResults, "a.mp4", time.Minute)
-		requireError(t, err, apperr.Unavailable, "cannot reach Supabase Storage")
+		apperrtest.RequireError(t, err, apperr.Unavailable, "cannot reach Supabase Storage")
 		requireNoKey(t, err)
 	})
 
@@ -641,7 +642,7 @@ func TestSupabaseErrors(t *testing.T) {
 		start := time.Now()
 		_, err = s.SignUpload(b.ctx, storage.BucketSources, "a.mp4", time.Minute)
 		elapsed := time.Since(start)
-		requireError(t, err, apperr.Unavailable, "did not answer within 300ms")
+		apperrtest.RequireError(t, err, apperr.Unavailable, "did not answer within 300ms")
 		requireNoKey(t, err)
 		// The client gave up on its own deadline, not on the test's.
 		require.GreaterOrEqual(t, elapsed, 300*time.Millisecond)

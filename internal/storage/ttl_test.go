@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/apperr/apperrtest"
 	"github.com/clipper/clipper/internal/storage"
 )
 
@@ -40,14 +41,14 @@ func TestTTLPolicy(t *testing.T) {
 	t.Run("AboveMaxRefused", func(t *testing.T) {
 		t.Parallel()
 		_, err := p.Resolve(time.Hour + time.Second)
-		requireError(t, err, apperr.InvalidInput, "above the maximum of 1h0m0s")
+		apperrtest.RequireError(t, err, apperr.InvalidInput, "above the maximum of 1h0m0s")
 	})
 
 	t.Run("BelowOneSecondRefused", func(t *testing.T) {
 		t.Parallel()
 		for _, d := range []time.Duration{time.Millisecond, 999 * time.Millisecond, -time.Minute} {
 			_, err := p.Resolve(d)
-			requireError(t, err, apperr.InvalidInput, "below the minimum of 1s")
+			apperrtest.RequireError(t, err, apperr.InvalidInput, "below the minimum of 1s")
 		}
 	})
 
@@ -59,14 +60,6 @@ func TestTTLPolicy(t *testing.T) {
 		require.Equal(t, storage.DefaultTTL, got)
 		require.Equal(t, 60*time.Second, got)
 		_, err = zero.Resolve(storage.DefaultMaxTTL + time.Second)
-		requireError(t, err, apperr.InvalidInput, "maximum of 1h0m0s")
+		apperrtest.RequireError(t, err, apperr.InvalidInput, "maximum of 1h0m0s")
 	})
-}
-
-// requireError checks an error's code and that its safe message holds msg.
-func requireError(t *testing.T, err error, code apperr.Code, msg string) {
-	t.Helper()
-	require.Error(t, err)
-	require.Equal(t, code, apperr.CodeOf(err), "error: %v", err)
-	require.Contains(t, apperr.EnvelopeOf(err).Message, msg)
 }

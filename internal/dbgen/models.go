@@ -162,6 +162,19 @@ type ClipperInternalApiKeyRateLimit struct {
 	Tat   time.Time `json:"tat"`
 }
 
+// Storage objects of deleted jobs, waiting to be deleted through Storage; filled by the jobs delete trigger.
+type ClipperInternalObjectDeletion struct {
+	ID            int64         `json:"id"`
+	Bucket        string        `json:"bucket"`
+	Name          string        `json:"name"`
+	JobID         uuid.NullUUID `json:"job_id"`
+	QueuedAt      time.Time     `json:"queued_at"`
+	Generation    int32         `json:"generation"`
+	Attempts      int32         `json:"attempts"`
+	NextAttemptAt time.Time     `json:"next_attempt_at"`
+	LastError     *string       `json:"last_error"`
+}
+
 // The job made for each storage object uploaded to the sources bucket.
 type ClipperInternalUploadJob struct {
 	ObjectID  uuid.UUID `json:"object_id"`

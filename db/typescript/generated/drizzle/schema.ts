@@ -48,8 +48,9 @@ export const jobs = pgTable("jobs", {
 	index("jobs_api_key_created_at_idx").using("btree", table.apiKeyId.asc().nullsLast().op("timestamptz_ops"), table.createdAt.asc().nullsLast().op("uuid_ops"), table.id.asc().nullsLast().op("timestamptz_ops")).where(sql`(api_key_id IS NOT NULL)`),
 	index("jobs_expires_at_idx").using("btree", table.expiresAt.asc().nullsLast().op("timestamptz_ops")).where(sql`(expires_at IS NOT NULL)`),
 	uniqueIndex("jobs_idempotency_key_idx").using("btree", sql`COALESCE(owner_id, api_key_id)`, sql`idempotency_key`),
-	index("jobs_owner_created_at_idx").using("btree", table.ownerId.asc().nullsLast().op("uuid_ops"), table.createdAt.asc().nullsLast().op("timestamptz_ops"), table.id.asc().nullsLast().op("timestamptz_ops")).where(sql`(owner_id IS NOT NULL)`),
-	index("jobs_status_created_at_idx").using("btree", table.status.asc().nullsLast().op("timestamptz_ops"), table.createdAt.asc().nullsLast().op("uuid_ops"), table.id.asc().nullsLast().op("uuid_ops")),
+	index("jobs_owner_created_at_idx").using("btree", table.ownerId.asc().nullsLast().op("timestamptz_ops"), table.createdAt.asc().nullsLast().op("uuid_ops"), table.id.asc().nullsLast().op("timestamptz_ops")).where(sql`(owner_id IS NOT NULL)`),
+	index("jobs_source_object_idx").using("btree", table.sourceObject.asc().nullsLast().op("text_ops")).where(sql`(source_object IS NOT NULL)`),
+	index("jobs_status_created_at_idx").using("btree", table.status.asc().nullsLast().op("enum_ops"), table.createdAt.asc().nullsLast().op("uuid_ops"), table.id.asc().nullsLast().op("enum_ops")),
 	foreignKey({
 			columns: [table.ownerId],
 			foreignColumns: [usersInAuth.id],

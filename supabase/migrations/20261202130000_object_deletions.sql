@@ -25,6 +25,12 @@
 -- lose the object when two transactions delete the last two jobs of one
 -- source at once (each sees the other's job still there).
 --
+-- Cost: one insert ... select per delete statement. `clipper bench --quick`
+-- (50k jobs, 70% done with one result each; cleanup in batches of 1000
+-- beside eight writers) deleted 956 and 890 jobs/s without this trigger,
+-- 814 and 1000 with it, on a 2-core machine busy with other work: no
+-- difference beyond the noise.
+--
 -- A name queued again while a drain holds it (an upload job deleted after
 -- its source was re-uploaded) bumps generation, so that drain's success
 -- does not forget the newer request.

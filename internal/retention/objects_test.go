@@ -16,9 +16,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/metrics"
 	"github.com/clipper/clipper/internal/pgtest"
 	"github.com/clipper/clipper/internal/retention"
 	"github.com/clipper/clipper/internal/storage"
+	"github.com/clipper/clipper/webhooks"
 )
 
 // uploadJob makes a done upload job with these results, expired (deleted
@@ -315,4 +317,38 @@ func TestPruneWebhookRecords(t *testing.T) {
 	require.Equal(t, 1, count(t, pool, "select count(*) from clipper_internal.webhook_deliveries"))
 	require.Equal(t, 3, count(t, pool, "select count(*) from clipper_internal.upload_jobs"))
 	require.Equal(t, 0, count(t, pool, "select count(*) from clipper_internal.upload_jobs where object_id = '"+gone.String()+"'"))
+}
+
+func TestRoundMetrics(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	retention.RecordRound(m, retention.Round{
+		Objects:    retention.Objects{Deleted: map[string]int64{"results": 3, "sources": 1}, Failed: 2, Pending: 5},
+		Pruned:     retention.Pruned{Deliveries: 7, UploadJobs: 1},
+		Reconciled: webhooks.ReconcileResult{Found: 2, Actions: map[webhooks.Action]int{webhooks.ActionJobCreated: 2}},
+	})
+	families, err := m.Registry.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			name := f.GetName()
+			for _, l := range s.GetLabel() {
+				name += "/" + l.GetValue()
+			}
+			got[name] = s.GetCounter().GetValue() + s.GetGauge().GetValue()
+		}
+	}
+	for name, want := range map[string]float64{
+		"clipper_cleanup_deleted_objects_total/results":                   3,
+		"clipper_cleanup_deleted_objects_total/sources":                   1,
+		"clipper_cleanup_object_delete_failures_total":                    2,
+		"clipper_cleanup_pending_objects":                                 5,
+		"clipper_cleanup_pruned_webhook_records_total/webhook_deliveries": 7,
+		"clipper_cleanup_pruned_webhook_records_total/upload_jobs":        1,
+		"clipper_reconciled_uploads_total/found":                          2,
+		"clipper_reconciled_uploads_total/job_created":                    2,
+	} {
+		require.Equal(t, want, got[name], name)
+	}
 }

@@ -282,10 +282,24 @@ func TestEveryJobDeleteQueuesItsObjects(t *testing.T) {
 	uploadJob(t, pool, "rolled/back.mp4", nil, false)
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op once rolled back
 	_, err = tx.Exec(ctx, `delete from jobs where source_object = 'rolled/back.mp4'`)
 	require.NoError(t, err)
 	require.NoError(t, tx.Rollback(ctx))
 	require.Equal(t, 2, count(t, pool, "select count(*) from clipper_internal.object_deletions"))
+
+	// service_role may delete jobs (through PostgREST) but has no rights
+	// in clipper_internal: its deletes queue the names all the same.
+	uploadJob(t, pool, "service/role.mp4", nil, false)
+	tx, err = pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op once committed
+	_, err = tx.Exec(ctx, `set local role service_role`)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `delete from jobs where source_object = 'service/role.mp4'`)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+	require.Equal(t, 1, count(t, pool, "select count(*) from clipper_internal.object_deletions where name = 'service/role.mp4'"))
 }
 
 func TestPruneWebhookRecords(t *testing.T) {

@@ -69,8 +69,12 @@ revoke all on table clipper_internal.object_deletions from anon, authenticated;
 create index if not exists jobs_source_object_idx
   on public.jobs (source_object) where source_object is not null;
 
+-- security definer: it runs as whoever deletes the jobs, and service_role
+-- (which may delete jobs through PostgREST) has no rights in
+-- clipper_internal.
 create or replace function clipper_internal.jobs_queue_object_deletions() returns trigger
   language plpgsql
+  security definer
   set search_path = ''
 as $$
 begin

@@ -140,10 +140,13 @@ func TestReconcileRacingTheDeliveryMakesOneJob(t *testing.T) {
 	for i := range 5 {
 		object, call := upload("race-" + string(rune('a'+i)) + ".mp4")
 		var wg sync.WaitGroup
-		var delivered result
-		wg.Go(func() { delivered = deliverCall(t, call) })
+		var rec webhooks.ReconcileResult
+		var err error
 		// A window that takes the upload at once, so the two run together.
-		rec, err := webhooks.Reconcile(ctx, pool, webhooks.ReconcileOptions{Create: true, MinAge: time.Nanosecond})
+		wg.Go(func() {
+			rec, err = webhooks.Reconcile(ctx, pool, webhooks.ReconcileOptions{Create: true, MinAge: time.Nanosecond})
+		})
+		delivered := deliverCall(t, call)
 		wg.Wait()
 		require.NoError(t, err)
 		jobs := jobsOf(t, pool, object)

@@ -81,6 +81,7 @@ func TestQueryPlans(t *testing.T) {
 		{"HeartbeatJob", "", map[string]any{"id": s.jobID, "worker_id": "worker-1"}, "jobs_pkey", false},
 		{"CancelJob", "", map[string]any{"id": s.jobID, "retention_us": 604_800_000_000}, "jobs_pkey", false},
 		{"DeleteJobsByID", "", map[string]any{"job_ids": s.batchIDs}, "jobs_pkey", false},
+		{"SourcesInUse", "", map[string]any{"names": []string{"u/a.mp4", "u/b.mp4"}}, "jobs_source_object_idx", false},
 	}
 	for i, c := range cases {
 		t.Run(c.query+c.variant, func(t *testing.T) {

@@ -110,6 +110,12 @@ func (h *Handler) applyUpload(ctx context.Context, tx pgx.Tx, o StorageObject) (
 	if o.BucketID != SourcesBucket || o.Placeholder() {
 		return ActionIgnored, none, "", nil
 	}
+	if !o.Owner.Valid && jobs.InOwnedFolder(o.Name) {
+		// An upload with no owner into a user's or an API key's folder came
+		// through a URL the daemon signed (POST /v1/uploads): the client
+		// that asked for it creates its job itself, with its own key.
+		return ActionIgnored, none, "", nil
+	}
 	q := dbgen.New(tx)
 	// Concurrent deliveries about one object (under different delivery
 	// keys) take turns here; the second then finds the first's job.

@@ -491,6 +491,23 @@ func TestSignedDeliveries(t *testing.T) {
 			}
 		})
 
+		// An upload with no owner into a user's or an API key's folder came
+		// through a URL the daemon signed (POST /v1/uploads); its client
+		// makes the job, so the webhook must not make a second one.
+		t.Run("DaemonSignedUploadsIntoOwnedFoldersAreIgnored", func(t *testing.T) {
+			t.Parallel()
+			for _, name := range []string{
+				uniqueName("keys/" + uuid.NewString()),
+				uniqueName(b.newUser(t).String()),
+			} {
+				objID, body := b.upload(t, "sources", name, nil, `{}`)
+				r, _ := b.send(t, body)
+				requireAccepted(t, r, "ignored", false)
+				require.Empty(t, b.jobsFor(t, name))
+				require.False(t, b.uploadJob(t, objID).Valid)
+			}
+		})
+
 		t.Run("UnusableUploadIsRejected", func(t *testing.T) {
 			t.Parallel()
 			for _, o := range []struct{ name, meta, reason string }{

@@ -156,31 +156,34 @@ func TestInstallSQL(t *testing.T) {
 		out, err := runScript(t, cfg.DatabaseURL, "install.sql",
 			map[string]string{"webhook_url": url, "webhook_secret": cfg.WebhookSecret})
 		require.NoError(t, err, out)
-		require.Contains(t, out, "installed clipper_sources_webhook and clipper_jobs_webhook")
+		require.Contains(t, out, "installed clipper_sources_webhook, posting to")
 		require.NotContains(t, out, cfg.WebhookSecret)
 
 		headers := `{"Content-Type": "application/json", "Authorization": "Bearer ` + cfg.WebhookSecret + `"}`
-		requireTriggers := func(headers string) {
+		requireTriggers := func(headers string, jobsWebhook bool) {
 			t.Helper()
 			got := webhookTriggers(t, pool)
-			require.Len(t, got, 2)
-			require.Equal(t, "clipper_jobs_webhook", got[0].Name)
-			require.Equal(t, "jobs", got[0].Table)
-			require.Contains(t, got[0].Def, "AFTER INSERT OR UPDATE OF status ON public.jobs FOR EACH ROW EXECUTE FUNCTION supabase_functions.http_request(")
-			require.Equal(t, "clipper_sources_webhook", got[1].Name)
-			require.Equal(t, "storage.objects", got[1].Table)
-			require.Contains(t, got[1].Def, "AFTER INSERT ON storage.objects FOR EACH ROW WHEN ((new.bucket_id = 'sources'::text)) EXECUTE FUNCTION supabase_functions.http_request(")
-			for _, tr := range got {
+			if jobsWebhook {
+				require.Len(t, got, 2)
+				require.Equal(t, "clipper_jobs_webhook", got[0].Name)
+				require.Equal(t, "jobs", got[0].Table)
+				require.Contains(t, got[0].Def, "AFTER INSERT OR UPDATE OF status ON public.jobs FOR EACH ROW EXECUTE FUNCTION supabase_functions.http_request(")
+				got = got[1:]
+			}
+			require.Len(t, got, 1, "the jobs webhook is opt-in")
+			require.Equal(t, "clipper_sources_webhook", got[0].Name)
+			require.Equal(t, "storage.objects", got[0].Table)
+			require.Contains(t, got[0].Def, "AFTER INSERT ON storage.objects FOR EACH ROW WHEN ((new.bucket_id = 'sources'::text)) EXECUTE FUNCTION supabase_functions.http_request(")
+			for _, tr := range webhookTriggers(t, pool) {
 				require.Len(t, tr.Args, 5, tr.Name)
 				require.Equal(t, []string{url, "POST"}, tr.Args[:2])
 				require.JSONEq(t, headers, tr.Args[2])
 				require.Equal(t, []string{"{}", "5000"}, tr.Args[3:])
 			}
 		}
-		requireTriggers(headers)
+		requireTriggers(headers, false)
 
-		// An upload to sources calls the webhook once; other buckets and
-		// heartbeats do not.
+		// An upload to sources calls the webhook once; other buckets do not.
 		owner := uuid.New()
 		_, err = pool.Exec(ctx, `insert into auth.users (id) values ($1)`, owner)
 		require.NoError(t, err)
@@ -195,15 +198,15 @@ func TestInstallSQL(t *testing.T) {
 		res := deliverCall(t, calls[0])
 		require.Equal(t, "job_created", res.Data.Action, "%+v", res)
 		jobID := *res.Data.JobID
+		require.Empty(t, takeCalls(t, pool), "job changes call nothing by default")
 
-		// The daemon's insert of the job fired the jobs webhook, in the
-		// same transaction; that delivery is recorded only.
-		calls = takeCalls(t, pool)
-		require.Len(t, calls, 1)
-		require.Equal(t, "INSERT", calls[0].Payload["type"])
-		require.Equal(t, "jobs", calls[0].Payload["table"])
-		require.Equal(t, "recorded", deliverCall(t, calls[0]).Data.Action)
-
+		// Opted in, the jobs webhook records status changes; heartbeats
+		// do not fire it.
+		out, err = runScript(t, cfg.DatabaseURL, "install.sql",
+			map[string]string{"webhook_url": url, "webhook_secret": cfg.WebhookSecret, "jobs_webhook": "on"})
+		require.NoError(t, err, out)
+		require.Contains(t, out, "installed clipper_sources_webhook and clipper_jobs_webhook")
+		requireTriggers(headers, true)
 		_, err = pool.Exec(ctx, `update jobs set last_heartbeat_at = now() where id = $1`, jobID)
 		require.NoError(t, err)
 		require.Empty(t, takeCalls(t, pool))
@@ -212,14 +215,21 @@ func TestInstallSQL(t *testing.T) {
 		calls = takeCalls(t, pool)
 		require.Len(t, calls, 1)
 		require.Equal(t, "UPDATE", calls[0].Payload["type"])
+		require.Equal(t, "jobs", calls[0].Payload["table"])
 		require.Equal(t, "recorded", deliverCall(t, calls[0]).Data.Action)
 
-		// Running it again replaces the triggers: a rotated secret.
+		// Running it again replaces the triggers: a rotated secret, and
+		// without jobs_webhook=on the jobs webhook goes.
 		rotated := "rotated-" + randomSecret(t)
 		out, err = runScript(t, cfg.DatabaseURL, "install.sql", map[string]string{"webhook_url": url},
 			"CLIPPER_WEBHOOK_SECRET="+rotated)
 		require.NoError(t, err, out)
-		requireTriggers(`{"Content-Type": "application/json", "Authorization": "Bearer ` + rotated + `"}`)
+		requireTriggers(`{"Content-Type": "application/json", "Authorization": "Bearer `+rotated+`"}`, false)
+
+		out, err = runScript(t, cfg.DatabaseURL, "install.sql",
+			map[string]string{"webhook_url": url, "webhook_secret": rotated, "jobs_webhook": "maybe"})
+		require.Error(t, err, out)
+		require.Contains(t, out, "jobs_webhook must be on or off")
 
 		for range 2 {
 			out, err = runScript(t, cfg.DatabaseURL, "uninstall.sql", nil)

@@ -32,3 +32,10 @@ on conflict (object_id) do nothing;
 
 -- name: AuthUserExists :one
 select clipper_internal.auth_user_exists(sqlc.arg(user_id)::uuid)::boolean as found;
+
+-- name: UnreconciledUploads :many
+select object_id::uuid, name::text, payload::jsonb
+from clipper_internal.unreconciled_uploads(
+  make_interval(secs => sqlc.arg(min_age_seconds)::float8),
+  make_interval(secs => sqlc.arg(max_age_seconds)::float8),
+  sqlc.arg(max_rows)::int);

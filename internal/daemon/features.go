@@ -81,10 +81,9 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 	sched := &retention.Scheduler{
 		Pool: f.pool, Interval: f.cfg.CleanupInterval, BatchSize: f.cfg.CleanupBatchSize,
 		HeartbeatTimeout: f.cfg.HeartbeatTimeout, Retention: f.cfg.JobRetention, Log: f.log,
-		OnRound: func(r retention.Round) {
-			f.metrics.CleanupDeletedJobs.Add(float64(r.Cleanup.Jobs))
-			f.metrics.ReapedJobs.Add(float64(r.Reaped))
-		},
+		Storage:   f.storage,
+		Reconcile: retention.ReconcileFromConfig(f.cfg),
+		OnRound:   func(r retention.Round) { retention.RecordRound(f.metrics, r) },
 	}
 	f.background("retention", sched.Run)
 

@@ -162,10 +162,17 @@ type ClipperInternalApiKeyRateLimit struct {
 	Tat   time.Time `json:"tat"`
 }
 
-// Operator settings of the database rules; one row.
-type ClipperInternalSetting struct {
-	ID                 bool `json:"id"`
-	AllowAnonymousJobs bool `json:"allow_anonymous_jobs"`
+// Storage objects of deleted jobs, waiting to be deleted through Storage; filled by the jobs delete trigger.
+type ClipperInternalObjectDeletion struct {
+	ID            int64         `json:"id"`
+	Bucket        string        `json:"bucket"`
+	Name          string        `json:"name"`
+	JobID         uuid.NullUUID `json:"job_id"`
+	QueuedAt      time.Time     `json:"queued_at"`
+	Generation    int32         `json:"generation"`
+	Attempts      int32         `json:"attempts"`
+	NextAttemptAt time.Time     `json:"next_attempt_at"`
+	LastError     *string       `json:"last_error"`
 }
 
 // The job made for each storage object uploaded to the sources bucket.

@@ -23,6 +23,17 @@ func (q *Queries) CountEventsOfJobs(ctx context.Context, jobIds []uuid.UUID) (in
 	return count, err
 }
 
+const countObjectDeletions = `-- name: CountObjectDeletions :one
+select count(*) from clipper_internal.object_deletions
+`
+
+func (q *Queries) CountObjectDeletions(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, countObjectDeletions)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const deleteJobsByID = `-- name: DeleteJobsByID :execrows
 delete from jobs where id = any($1::uuid[])
 `
@@ -34,6 +45,99 @@ func (q *Queries) DeleteJobsByID(ctx context.Context, jobIds []uuid.UUID) (int64
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const finishObjectDeletions = `-- name: FinishObjectDeletions :execrows
+delete from clipper_internal.object_deletions d
+where d.id = any($1::bigint[])
+  and d.generation = ($2::int[])[array_position($1::bigint[], d.id)]
+`
+
+type FinishObjectDeletionsParams struct {
+	Ids         []int64 `json:"ids"`
+	Generations []int32 `json:"generations"`
+}
+
+// A row queued again meanwhile (a newer generation) stays, due again.
+func (q *Queries) FinishObjectDeletions(ctx context.Context, arg FinishObjectDeletionsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, finishObjectDeletions, arg.Ids, arg.Generations)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const forgetObjectDeletions = `-- name: ForgetObjectDeletions :execrows
+delete from clipper_internal.object_deletions where id = any($1::bigint[])
+`
+
+func (q *Queries) ForgetObjectDeletions(ctx context.Context, ids []int64) (int64, error) {
+	result, err := q.db.Exec(ctx, forgetObjectDeletions, ids)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const leaseObjectDeletions = `-- name: LeaseObjectDeletions :exec
+update clipper_internal.object_deletions
+set attempts = attempts + 1,
+    next_attempt_at = now() + make_interval(secs => $1::float8)
+where id = any($2::bigint[])
+`
+
+type LeaseObjectDeletionsParams struct {
+	LeaseSeconds float64 `json:"lease_seconds"`
+	Ids          []int64 `json:"ids"`
+}
+
+// Rows a drain is working on are not due again before the lease ends: if
+// the drain dies, another takes them then.
+func (q *Queries) LeaseObjectDeletions(ctx context.Context, arg LeaseObjectDeletionsParams) error {
+	_, err := q.db.Exec(ctx, leaseObjectDeletions, arg.LeaseSeconds, arg.Ids)
+	return err
+}
+
+const lockDueObjectDeletions = `-- name: LockDueObjectDeletions :many
+select id, bucket, name, generation from clipper_internal.object_deletions
+where next_attempt_at <= now()
+order by next_attempt_at, id
+limit $1
+for update skip locked
+`
+
+type LockDueObjectDeletionsRow struct {
+	ID         int64  `json:"id"`
+	Bucket     string `json:"bucket"`
+	Name       string `json:"name"`
+	Generation int32  `json:"generation"`
+}
+
+// One drain batch of the object outbox: rows due now, soonest first. Held
+// only while the batch is checked and leased.
+func (q *Queries) LockDueObjectDeletions(ctx context.Context, maxRows int32) ([]LockDueObjectDeletionsRow, error) {
+	rows, err := q.db.Query(ctx, lockDueObjectDeletions, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []LockDueObjectDeletionsRow{}
+	for rows.Next() {
+		var i LockDueObjectDeletionsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Bucket,
+			&i.Name,
+			&i.Generation,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const lockExpiredJobs = `-- name: LockExpiredJobs :many
@@ -59,6 +163,88 @@ func (q *Queries) LockExpiredJobs(ctx context.Context, maxRows int32) ([]uuid.UU
 			return nil, err
 		}
 		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const pruneWebhookRecords = `-- name: PruneWebhookRecords :one
+select deliveries::bigint, upload_jobs::bigint
+from clipper_internal.prune_webhook_records(
+  make_interval(secs => $1::float8), $2::int)
+`
+
+type PruneWebhookRecordsParams struct {
+	OlderThanSeconds float64 `json:"older_than_seconds"`
+	MaxRows          int32   `json:"max_rows"`
+}
+
+type PruneWebhookRecordsRow struct {
+	Deliveries int64 `json:"deliveries"`
+	UploadJobs int64 `json:"upload_jobs"`
+}
+
+func (q *Queries) PruneWebhookRecords(ctx context.Context, arg PruneWebhookRecordsParams) (PruneWebhookRecordsRow, error) {
+	row := q.db.QueryRow(ctx, pruneWebhookRecords, arg.OlderThanSeconds, arg.MaxRows)
+	var i PruneWebhookRecordsRow
+	err := row.Scan(&i.Deliveries, &i.UploadJobs)
+	return i, err
+}
+
+const retryObjectDeletions = `-- name: RetryObjectDeletions :exec
+update clipper_internal.object_deletions
+set last_error = $1,
+    next_attempt_at = now() + make_interval(secs => least(
+      $2::float8,
+      $3::float8 * power(2, least(greatest(attempts - 1, 0), 30))))
+where id = any($4::bigint[])
+`
+
+type RetryObjectDeletionsParams struct {
+	LastError          *string `json:"last_error"`
+	MaxBackoffSeconds  float64 `json:"max_backoff_seconds"`
+	BaseBackoffSeconds float64 `json:"base_backoff_seconds"`
+	Ids                []int64 `json:"ids"`
+}
+
+// Exponential backoff from the attempt count (already counted by the lease).
+func (q *Queries) RetryObjectDeletions(ctx context.Context, arg RetryObjectDeletionsParams) error {
+	_, err := q.db.Exec(ctx, retryObjectDeletions,
+		arg.LastError,
+		arg.MaxBackoffSeconds,
+		arg.BaseBackoffSeconds,
+		arg.Ids,
+	)
+	return err
+}
+
+const sourcesInUse = `-- name: SourcesInUse :many
+with naming as (
+  select source_object from jobs
+  where source_object = any($1::text[])
+  for key share
+)
+select distinct source_object::text from naming
+`
+
+// Which of these sources a job still names. for key share waits for a
+// transaction that is deleting such a job: once it commits, its job no
+// longer counts (and its trigger has queued the source again).
+func (q *Queries) SourcesInUse(ctx context.Context, names []string) ([]string, error) {
+	rows, err := q.db.Query(ctx, sourcesInUse, names)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var source_object string
+		if err := rows.Scan(&source_object); err != nil {
+			return nil, err
+		}
+		items = append(items, source_object)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

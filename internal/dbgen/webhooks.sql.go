@@ -129,3 +129,43 @@ func (q *Queries) SetWebhookDeliveryAction(ctx context.Context, arg SetWebhookDe
 	_, err := q.db.Exec(ctx, setWebhookDeliveryAction, arg.Action, arg.JobID, arg.ID)
 	return err
 }
+
+const unreconciledUploads = `-- name: UnreconciledUploads :many
+select object_id::uuid, name::text, payload::jsonb
+from clipper_internal.unreconciled_uploads(
+  make_interval(secs => $1::float8),
+  make_interval(secs => $2::float8),
+  $3::int)
+`
+
+type UnreconciledUploadsParams struct {
+	MinAgeSeconds float64 `json:"min_age_seconds"`
+	MaxAgeSeconds float64 `json:"max_age_seconds"`
+	MaxRows       int32   `json:"max_rows"`
+}
+
+type UnreconciledUploadsRow struct {
+	ObjectID uuid.UUID       `json:"object_id"`
+	Name     string          `json:"name"`
+	Payload  json.RawMessage `json:"payload"`
+}
+
+func (q *Queries) UnreconciledUploads(ctx context.Context, arg UnreconciledUploadsParams) ([]UnreconciledUploadsRow, error) {
+	rows, err := q.db.Query(ctx, unreconciledUploads, arg.MinAgeSeconds, arg.MaxAgeSeconds, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []UnreconciledUploadsRow{}
+	for rows.Next() {
+		var i UnreconciledUploadsRow
+		if err := rows.Scan(&i.ObjectID, &i.Name, &i.Payload); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

@@ -159,6 +159,20 @@ func checkSourceURL(s string) error {
 	return nil
 }
 
+// InOwnedFolder reports whether name lies in a folder SourceFolder gives
+// to someone: "<user uid>/..." or "keys/<api key id>/...".
+func InOwnedFolder(name string) bool {
+	first, rest, ok := strings.Cut(name, "/")
+	if !ok {
+		return false
+	}
+	if first == "keys" {
+		id, _, ok := strings.Cut(rest, "/")
+		return ok && uuid.Validate(id) == nil
+	}
+	return uuid.Validate(first) == nil
+}
+
 // SourceFolder returns the folder of the sources bucket that an upload
 // job with this owner and API key takes its source from: "<owner>/" for a
 // job with an owner, "keys/<api key id>/" for one made by a key without

@@ -20,6 +20,14 @@ type Metrics struct {
 	EventStreams       prometheus.Gauge
 	CleanupDeletedJobs prometheus.Counter
 	ReapedJobs         prometheus.Counter
+
+	// Objects of deleted jobs (the outbox drain), webhook records pruned,
+	// and uploads reconciled without their webhook.
+	CleanupDeletedObjects    *prometheus.CounterVec // bucket
+	CleanupObjectFailures    prometheus.Counter
+	CleanupPendingObjects    prometheus.Gauge
+	CleanupPrunedWebhookRows *prometheus.CounterVec // table: webhook_deliveries, upload_jobs
+	ReconciledUploads        *prometheus.CounterVec // action: found, job_created, job_exists, rejected, ignored
 }
 
 // New registers every collector on a fresh registry, plus Go runtime and
@@ -61,11 +69,43 @@ func New() *Metrics {
 			Name: "clipper_reaped_jobs_total",
 			Help: "Processing jobs with a stale heartbeat that were requeued or failed.",
 		}),
+		CleanupDeletedObjects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clipper_cleanup_deleted_objects_total",
+			Help: "Storage objects of deleted jobs that cleanup deleted, by bucket.",
+		}, []string{"bucket"}),
+		CleanupObjectFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clipper_cleanup_object_delete_failures_total",
+			Help: "Object deletes that failed and were queued again with a backoff.",
+		}),
+		CleanupPendingObjects: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "clipper_cleanup_pending_objects",
+			Help: "Objects of deleted jobs still waiting to be deleted, after the last drain.",
+		}),
+		CleanupPrunedWebhookRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clipper_cleanup_pruned_webhook_records_total",
+			Help: "Webhook records deleted by retention, by table.",
+		}, []string{"table"}),
+		ReconciledUploads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clipper_reconciled_uploads_total",
+			Help: "Uploads found without a webhook delivery (found), and what reconciling them did.",
+		}, []string{"action"}),
 	}
 	r.MustRegister(m.HTTPDuration, m.WebhookDeliveries, m.KeyCacheLookups, m.NotifyConnected,
 		m.NotifyReconnects, m.EventStreams, m.CleanupDeletedJobs, m.ReapedJobs,
+		m.CleanupDeletedObjects, m.CleanupObjectFailures, m.CleanupPendingObjects,
+		m.CleanupPrunedWebhookRows, m.ReconciledUploads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// AddObjects records one outbox drain. The arguments are plain counts so
+// that this package imports no other of the project's.
+func (m *Metrics) AddObjects(deleted map[string]int64, failed, pending int64) {
+	for bucket, n := range deleted {
+		m.CleanupDeletedObjects.WithLabelValues(bucket).Add(float64(n))
+	}
+	m.CleanupObjectFailures.Add(float64(failed))
+	m.CleanupPendingObjects.Set(float64(pending))
 }
 
 // RegisterPool exports the pool's statistics.

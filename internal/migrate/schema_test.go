@@ -75,7 +75,7 @@ func TestFreshDatabase(t *testing.T) {
 	t.Run("Indexes", func(t *testing.T) {
 		t.Parallel()
 		got := strs(t, `select c.relname::text from pg_index i join pg_class c on c.oid = i.indexrelid
-			where c.relnamespace = 'public'::regnamespace order by 1`)
+			where c.relnamespace in ('public'::regnamespace, 'clipper_internal'::regnamespace) order by 1`)
 		require.Subset(t, got, []string{
 			"api_keys_lookup_id_key",
 			"api_keys_owner_id_idx",
@@ -94,7 +94,7 @@ func TestFreshDatabase(t *testing.T) {
 		want := declared(all, `create (?:unique )?index (?:concurrently )?(?:if not exists )?(\w+)`,
 			`drop index (?:concurrently )?(?:if exists )?(?:public\.)?(\w+)`)
 		want = append(want, strs(t, `select conname::text from pg_constraint
-			where connamespace = 'public'::regnamespace and contype in ('p', 'u', 'x')`)...)
+			where connamespace in ('public'::regnamespace, 'clipper_internal'::regnamespace) and contype in ('p', 'u', 'x')`)...)
 		require.ElementsMatch(t, want, got)
 
 		// The definitions the hot queries rely on.

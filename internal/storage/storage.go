@@ -33,4 +33,6 @@ type Signer interface {
 	// SignUpload returns a URL to upload the object (PUT for the local
 	// backend, Supabase's signed upload for Supabase).
 	SignUpload(ctx context.Context, bucket, path string, ttl time.Duration) (SignedURL, error)
+	// Deleter removes objects (retention deletes the objects of deleted jobs).
+	Deleter
 }

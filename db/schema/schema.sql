@@ -312,6 +312,36 @@ end
 $$;
 
 --
+-- Name: jobs_queue_object_deletions(); Type: FUNCTION; Schema: clipper_internal; Owner: -
+--
+
+CREATE FUNCTION clipper_internal.jobs_queue_object_deletions() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  insert into clipper_internal.object_deletions as d (bucket, name, job_id)
+  select distinct on (o.bucket, o.name) o.bucket, o.name, o.job_id
+  from (
+    select 'results'::text as bucket, k.name, g.id as job_id
+    from gone g cross join lateral unnest(g.result_keys) as k(name)
+    where k.name <> ''
+    union all
+    select 'sources'::text, g.source_object, g.id
+    from gone g
+    where g.source_type = 'upload' and g.source_object <> ''
+  ) o
+  order by o.bucket, o.name
+  on conflict (bucket, name) do update
+    set generation = d.generation + 1,
+        job_id = excluded.job_id,
+        queued_at = now(),
+        next_attempt_at = least(d.next_attempt_at, now());
+  return null;
+end
+$$;
+
+--
 -- Name: jobs_write_events(); Type: FUNCTION; Schema: clipper_internal; Owner: -
 --
 
@@ -369,6 +399,40 @@ CREATE FUNCTION clipper_internal.object_job_id(name text) RETURNS uuid
     AS $$
   select case when name ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/'
               then left(name, 36)::uuid end
+$$;
+
+--
+-- Name: prune_webhook_records(interval, integer); Type: FUNCTION; Schema: clipper_internal; Owner: -
+--
+
+CREATE FUNCTION clipper_internal.prune_webhook_records(older_than interval DEFAULT '7 days'::interval, max_rows integer DEFAULT 1000) RETURNS TABLE(deliveries bigint, upload_jobs bigint)
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+  with old_deliveries as materialized (
+    select d.id from clipper_internal.webhook_deliveries d
+    where d.received_at < now() - older_than
+    order by d.received_at
+    limit max_rows
+    for update skip locked
+  ), pruned_deliveries as (
+    delete from clipper_internal.webhook_deliveries d
+    using old_deliveries o where d.id = o.id
+    returning 1
+  ), old_uploads as materialized (
+    select u.object_id from clipper_internal.upload_jobs u
+    where u.created_at < now() - older_than
+      and not exists (select 1 from public.jobs j where j.id = u.job_id)
+      and not exists (select 1 from storage.objects s where s.id = u.object_id)
+    order by u.created_at
+    limit max_rows
+    for update of u skip locked
+  ), pruned_uploads as (
+    delete from clipper_internal.upload_jobs u
+    using old_uploads o where u.object_id = o.object_id
+    returning 1
+  )
+  select (select count(*) from pruned_deliveries), (select count(*) from pruned_uploads)
 $$;
 
 --
@@ -517,6 +581,31 @@ CREATE FUNCTION clipper_internal.requeue_stale_jobs(older_than interval, retenti
 $$;
 
 --
+-- Name: unreconciled_uploads(interval, interval, integer); Type: FUNCTION; Schema: clipper_internal; Owner: -
+--
+
+CREATE FUNCTION clipper_internal.unreconciled_uploads(min_age interval, max_age interval, max_rows integer) RETURNS TABLE(object_id uuid, name text, payload jsonb)
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select o.id, o.name,
+         jsonb_build_object('old_record', null, 'record', to_jsonb(o), 'type', 'INSERT',
+                            'table', 'objects', 'schema', 'storage')
+  from storage.objects o
+  where o.bucket_id = 'sources'
+    and o.created_at < now() - min_age
+    and o.created_at >= now() - max_age
+    and not exists (select 1 from clipper_internal.upload_jobs u where u.object_id = o.id)
+    -- Reconciled once already (and rejected): the record says why.
+    and not exists (select 1 from clipper_internal.webhook_deliveries d
+                    where d.delivery_key = 'reconcile:' || o.id::text)
+    -- Folder markers the dashboard writes; the webhook ignores them too.
+    and storage.filename(o.name) <> '.emptyFolderPlaceholder'
+  order by o.created_at
+  limit max_rows
+$$;
+
+--
 -- Name: filename(text); Type: FUNCTION; Schema: storage; Owner: -
 --
 
@@ -620,6 +709,42 @@ WITH (fillfactor='70');
 --
 
 COMMENT ON TABLE clipper_internal.api_key_rate_limits IS 'GCRA state per API key: the theoretical arrival time of the next request.';
+
+--
+-- Name: object_deletions; Type: TABLE; Schema: clipper_internal; Owner: -
+--
+
+CREATE TABLE clipper_internal.object_deletions (
+    id bigint NOT NULL,
+    bucket text NOT NULL,
+    name text NOT NULL,
+    job_id uuid,
+    queued_at timestamp with time zone DEFAULT now() NOT NULL,
+    generation integer DEFAULT 1 NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_error text,
+    CONSTRAINT object_deletions_bucket_check CHECK ((bucket = ANY (ARRAY['sources'::text, 'results'::text])))
+);
+
+--
+-- Name: TABLE object_deletions; Type: COMMENT; Schema: clipper_internal; Owner: -
+--
+
+COMMENT ON TABLE clipper_internal.object_deletions IS 'Storage objects of deleted jobs, waiting to be deleted through Storage; filled by the jobs delete trigger.';
+
+--
+-- Name: object_deletions_id_seq; Type: SEQUENCE; Schema: clipper_internal; Owner: -
+--
+
+ALTER TABLE clipper_internal.object_deletions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME clipper_internal.object_deletions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 --
 -- Name: settings; Type: TABLE; Schema: clipper_internal; Owner: -
@@ -858,6 +983,20 @@ ALTER TABLE ONLY clipper_internal.api_key_rate_limits
     ADD CONSTRAINT api_key_rate_limits_pkey PRIMARY KEY (key_id);
 
 --
+-- Name: object_deletions object_deletions_bucket_name_key; Type: CONSTRAINT; Schema: clipper_internal; Owner: -
+--
+
+ALTER TABLE ONLY clipper_internal.object_deletions
+    ADD CONSTRAINT object_deletions_bucket_name_key UNIQUE (bucket, name);
+
+--
+-- Name: object_deletions object_deletions_pkey; Type: CONSTRAINT; Schema: clipper_internal; Owner: -
+--
+
+ALTER TABLE ONLY clipper_internal.object_deletions
+    ADD CONSTRAINT object_deletions_pkey PRIMARY KEY (id);
+
+--
 -- Name: settings settings_pkey; Type: CONSTRAINT; Schema: clipper_internal; Owner: -
 --
 
@@ -960,6 +1099,24 @@ CREATE INDEX identities_user_id_idx ON auth.identities USING btree (user_id);
 CREATE UNIQUE INDEX users_email_partial_key ON auth.users USING btree (email) WHERE (is_sso_user = false);
 
 --
+-- Name: object_deletions_next_attempt_at_idx; Type: INDEX; Schema: clipper_internal; Owner: -
+--
+
+CREATE INDEX object_deletions_next_attempt_at_idx ON clipper_internal.object_deletions USING btree (next_attempt_at);
+
+--
+-- Name: upload_jobs_created_at_idx; Type: INDEX; Schema: clipper_internal; Owner: -
+--
+
+CREATE INDEX upload_jobs_created_at_idx ON clipper_internal.upload_jobs USING btree (created_at);
+
+--
+-- Name: webhook_deliveries_received_at_idx; Type: INDEX; Schema: clipper_internal; Owner: -
+--
+
+CREATE INDEX webhook_deliveries_received_at_idx ON clipper_internal.webhook_deliveries USING btree (received_at);
+
+--
 -- Name: api_keys_owner_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -994,6 +1151,12 @@ CREATE UNIQUE INDEX jobs_idempotency_key_idx ON public.jobs USING btree (COALESC
 --
 
 CREATE INDEX jobs_owner_created_at_idx ON public.jobs USING btree (owner_id, created_at, id) WHERE (owner_id IS NOT NULL);
+
+--
+-- Name: jobs_source_object_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX jobs_source_object_idx ON public.jobs USING btree (source_object) WHERE (source_object IS NOT NULL);
 
 --
 -- Name: jobs_status_created_at_idx; Type: INDEX; Schema: public; Owner: -
@@ -1048,6 +1211,12 @@ CREATE TRIGGER job_events_notify AFTER INSERT ON public.job_events REFERENCING N
 --
 
 CREATE TRIGGER jobs_before_write BEFORE INSERT OR UPDATE ON public.jobs FOR EACH ROW EXECUTE FUNCTION clipper_internal.jobs_before_write();
+
+--
+-- Name: jobs jobs_queue_object_deletions; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER jobs_queue_object_deletions AFTER DELETE ON public.jobs REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION clipper_internal.jobs_queue_object_deletions();
 
 --
 -- Name: jobs jobs_write_events_insert; Type: TRIGGER; Schema: public; Owner: -
@@ -1122,6 +1291,12 @@ ALTER TABLE ONLY storage.objects
 --
 
 ALTER TABLE clipper_internal.api_key_rate_limits ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: object_deletions; Type: ROW SECURITY; Schema: clipper_internal; Owner: -
+--
+
+ALTER TABLE clipper_internal.object_deletions ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: settings; Type: ROW SECURITY; Schema: clipper_internal; Owner: -
@@ -1334,6 +1509,12 @@ GRANT ALL ON FUNCTION clipper_internal.job_result_keys_allowed(job_id uuid, resu
 REVOKE ALL ON FUNCTION clipper_internal.jobs_before_write() FROM PUBLIC;
 
 --
+-- Name: FUNCTION jobs_queue_object_deletions(); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.jobs_queue_object_deletions() FROM PUBLIC;
+
+--
 -- Name: FUNCTION jobs_write_events(); Type: ACL; Schema: clipper_internal; Owner: -
 --
 
@@ -1354,6 +1535,12 @@ GRANT ALL ON FUNCTION clipper_internal.may_create_jobs() TO service_role;
 REVOKE ALL ON FUNCTION clipper_internal.object_job_id(name text) FROM PUBLIC;
 GRANT ALL ON FUNCTION clipper_internal.object_job_id(name text) TO authenticated;
 GRANT ALL ON FUNCTION clipper_internal.object_job_id(name text) TO service_role;
+
+--
+-- Name: FUNCTION prune_webhook_records(older_than interval, max_rows integer); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.prune_webhook_records(older_than interval, max_rows integer) FROM PUBLIC;
 
 --
 -- Name: FUNCTION reap_stale_jobs(older_than interval, retention interval, max_rows integer); Type: ACL; Schema: clipper_internal; Owner: -
@@ -1417,6 +1604,12 @@ GRANT INSERT(idempotency_key) ON TABLE public.jobs TO authenticated;
 --
 
 REVOKE ALL ON FUNCTION clipper_internal.requeue_stale_jobs(older_than interval, retention interval, max_rows integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION unreconciled_uploads(min_age interval, max_age interval, max_rows integer); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.unreconciled_uploads(min_age interval, max_age interval, max_rows integer) FROM PUBLIC;
 
 --
 -- Name: FUNCTION filename(name text); Type: ACL; Schema: storage; Owner: -

@@ -175,6 +175,12 @@ type ClipperInternalObjectDeletion struct {
 	LastError     *string       `json:"last_error"`
 }
 
+// Operator settings of the database rules; one row.
+type ClipperInternalSetting struct {
+	ID                 bool `json:"id"`
+	AllowAnonymousJobs bool `json:"allow_anonymous_jobs"`
+}
+
 // The job made for each storage object uploaded to the sources bucket.
 type ClipperInternalUploadJob struct {
 	ObjectID  uuid.UUID `json:"object_id"`

@@ -24,6 +24,11 @@ type Config struct {
 
 	DBMaxConns int32 // CLIPPER_DB_MAX_CONNS
 
+	// GroupCommitWindow is how long a single job create or event append
+	// may wait to share a commit with others while one is in flight; 0
+	// commits each on its own.
+	GroupCommitWindow time.Duration // CLIPPER_GROUP_COMMIT_WINDOW
+
 	// API keys.
 	Argon2MemoryKiB       uint32        // CLIPPER_ARGON2_MEMORY_KIB
 	Argon2Iterations      uint32        // CLIPPER_ARGON2_ITERATIONS
@@ -66,6 +71,7 @@ var Vars = []Var{
 	{"CLIPPER_LOG_LEVEL", "info", "debug, info, warn or error.", false},
 	{"CLIPPER_LOG_FORMAT", "text", "text or json.", false},
 	{"CLIPPER_DB_MAX_CONNS", "20", "Connection pool size.", false},
+	{"CLIPPER_GROUP_COMMIT_WINDOW", "1ms", "Longest a single job create or event append waits to share one commit with concurrent ones (group commit; an idle daemon never waits). 0 turns it off.", false},
 	{"CLIPPER_ARGON2_MEMORY_KIB", "19456", "argon2id memory per key hash (OWASP minimum 19456).", false},
 	{"CLIPPER_ARGON2_ITERATIONS", "2", "argon2id iterations.", false},
 	{"CLIPPER_ARGON2_PARALLELISM", "1", "argon2id lanes.", false},
@@ -99,6 +105,7 @@ func Load() (Config, error) {
 		LogLevel:               r.oneOf("CLIPPER_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:              r.oneOf("CLIPPER_LOG_FORMAT", "text", "text", "json"),
 		DBMaxConns:             int32(r.intIn("CLIPPER_DB_MAX_CONNS", 20, 1, 1000)),
+		GroupCommitWindow:      r.duration("CLIPPER_GROUP_COMMIT_WINDOW", time.Millisecond, 0, 100*time.Millisecond),
 		Argon2MemoryKiB:        uint32(r.intIn("CLIPPER_ARGON2_MEMORY_KIB", 19456, 8, 1<<20)),
 		Argon2Iterations:       uint32(r.intIn("CLIPPER_ARGON2_ITERATIONS", 2, 1, 100)),
 		Argon2Parallelism:      uint8(r.intIn("CLIPPER_ARGON2_PARALLELISM", 1, 1, 64)),

@@ -53,6 +53,7 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 	// --- jobs API ---
 	{
 		hub := jobsapi.NewHub(f.listener, f.log)
+		creates, appends := f.groupCommit()
 		f.background("job event streams", hub.Run)
 		if err := jobsapi.Register(e, jobsapi.Deps{
 			DB: f.pool, Require: f.auth.Require, KeyFrom: auth.KeyFrom, Signer: f.storage, Hub: hub, Logger: f.log,
@@ -60,6 +61,7 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 			// Event streams end when shutdown begins (ctx), not once the
 			// server has drained (f.daemonCtx): the drain would wait for them.
 			Shutdown: ctx,
+			Creates:  creates, Appends: appends,
 		}); err != nil {
 			return err
 		}

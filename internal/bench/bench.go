@@ -165,6 +165,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		{"read latency", e.latency},
 		{"cleanup under writers", e.cleanup},
 		{"daemon over HTTP", e.http},
+		{"group commit", e.groupCommit},
 	}
 	for _, p := range phases {
 		if err := ctx.Err(); err != nil {

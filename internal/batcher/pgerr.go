@@ -23,3 +23,15 @@ func ItemFault(err error) bool {
 	return strings.HasPrefix(c, "22") || strings.HasPrefix(c, "23") || strings.HasPrefix(c, "CL") ||
 		strings.HasPrefix(c, "P0") || c == "42501"
 }
+
+// MaxRetries bounds how often a batch runs again after Retryable errors.
+const MaxRetries = 3
+
+// Retryable reports whether a batch's transaction failed for a reason of
+// its own timing (a deadlock or serialization failure with another
+// transaction) rather than its items: running the batch again is the
+// right answer, and no caller should see the error.
+func Retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}

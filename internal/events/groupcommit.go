@@ -76,8 +76,13 @@ func (g *GroupCommit) Close() { g.b.Close() }
 // any other failure fails every append of the batch.
 func (g *GroupCommit) run(ctx context.Context, calls []*batcher.Call[NewEvent, Event]) {
 	live := calls
+	retries := 0
 	for len(live) > 0 {
 		bad, err := g.try(ctx, live)
+		if bad < 0 && batcher.Retryable(err) && retries < batcher.MaxRetries {
+			retries++
+			continue
+		}
 		if bad < 0 {
 			if err != nil {
 				for _, c := range live {

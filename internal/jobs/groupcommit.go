@@ -1,8 +1,10 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -36,6 +38,19 @@ type GroupCommit struct {
 type createCall struct {
 	p   CreateParams
 	arg dbgen.InsertJobParams
+}
+
+// key orders keyed creates; unkeyed ones sort first and never wait on
+// another transaction.
+func (c createCall) key() string {
+	if c.arg.IdempotencyKey == nil {
+		return ""
+	}
+	scope := c.p.OwnerID.UUID
+	if !c.p.OwnerID.Valid {
+		scope = c.p.APIKeyID.UUID
+	}
+	return scope.String() + "/" + *c.arg.IdempotencyKey
 }
 
 type createResult struct {
@@ -83,9 +98,20 @@ func (g *GroupCommit) Close() { g.b.Close() }
 // the batch runs again without it; any other failure fails every create
 // of the batch.
 func (g *GroupCommit) run(ctx context.Context, calls []*batcher.Call[createCall, createResult]) {
-	live := calls
+	// Keyed creates go in (scope, key) order, arrival order within one
+	// key: two batches in flight (or two replicas) that wait on each
+	// other's keys then always wait in the same direction.
+	live := slices.Clone(calls)
+	slices.SortStableFunc(live, func(a, b *batcher.Call[createCall, createResult]) int {
+		return cmp.Compare(a.In.key(), b.In.key())
+	})
+	retries := 0
 	for len(live) > 0 {
 		bad, err := g.try(ctx, live)
+		if bad < 0 && batcher.Retryable(err) && retries < batcher.MaxRetries {
+			retries++
+			continue
+		}
 		if bad < 0 {
 			if err != nil {
 				for _, c := range live {

@@ -26,7 +26,7 @@ type Options struct {
 	MaxBatch int
 	// MaxInFlight bounds the batches running at once (default 4).
 	MaxInFlight int
-	// Timeout bounds one batch's run (default 30 s). Batches run on their
+	// Timeout bounds one batch's run (default 10 s). Batches run on their
 	// own context: one caller giving up must not cancel the others.
 	Timeout time.Duration
 	// Manual starts batches only on Flush and Close, so that tests decide
@@ -45,7 +45,7 @@ func (o *Options) defaults() {
 		o.MaxInFlight = 4
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
+		o.Timeout = 10 * time.Second
 	}
 }
 
@@ -82,10 +82,12 @@ func New[T, R any](run Func[T, R], opts Options) *Batcher[T, R] {
 	return &Batcher[T, R]{run: run, opts: opts}
 }
 
-// Do adds in to a batch and returns its outcome. If ctx ends while the
-// call is still waiting for a batch, it leaves and returns ctx's error:
-// nothing of it was written. Once its batch runs, Do waits for the batch's
-// outcome, so a result is always one that committed.
+// Do adds in to a batch and returns its outcome; a result is always one
+// that committed. If ctx ends first, Do returns ctx's error at once: a
+// call still waiting for a batch leaves it and nothing of it is written;
+// a call whose batch is already running may still commit, as a single
+// write whose caller gives up during its commit may. The others of the
+// batch are not affected either way.
 func (b *Batcher[T, R]) Do(ctx context.Context, in T) (R, error) {
 	var zero R
 	if err := ctx.Err(); err != nil {
@@ -109,12 +111,9 @@ func (b *Batcher[T, R]) Do(ctx context.Context, in T) (R, error) {
 	b.mu.Lock()
 	if i := slices.Index(b.pending, c); i >= 0 {
 		b.pending = slices.Delete(b.pending, i, i+1)
-		b.mu.Unlock()
-		return zero, ctx.Err()
 	}
 	b.mu.Unlock()
-	<-c.done
-	return c.Out, c.Err
+	return zero, ctx.Err()
 }
 
 // Pending returns how many calls wait for a batch (for tests).

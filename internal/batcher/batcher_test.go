@@ -144,7 +144,7 @@ func TestCanceledWhilePendingLeavesTheBatch(t *testing.T) {
 	require.Equal(t, [][]int{{1}}, r.got(), "the canceled call never ran")
 }
 
-func TestCanceledWhileRunningGetsTheOutcome(t *testing.T) {
+func TestCanceledWhileRunningReturnsAtOnce(t *testing.T) {
 	t.Parallel()
 	r := &recorder{hold: make(chan struct{}), started: make(chan int, 1)}
 	b := batcher.New(r.run, batcher.Options{Manual: true})
@@ -155,11 +155,12 @@ func TestCanceledWhileRunningGetsTheOutcome(t *testing.T) {
 	b.Flush()
 	<-r.started
 	cancel()
-	close(r.hold)
 	x := <-res
-	require.NoError(t, x.err, "a call whose batch ran gets the batch's outcome")
-	require.Equal(t, 10, x.out)
+	require.ErrorIs(t, x.err, context.Canceled, "a caller that gives up is not held by its batch")
+	require.Zero(t, x.out)
+	close(r.hold)
 	b.Close()
+	require.Equal(t, [][]int{{5}}, r.got(), "the batch itself ran to its end")
 }
 
 func TestCloseRunsPendingAndRefusesNew(t *testing.T) {

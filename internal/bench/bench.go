@@ -164,8 +164,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		{"bulk load", e.load},
 		{"read latency", e.latency},
 		{"cleanup under writers", e.cleanup},
-		{"daemon over HTTP", e.http},
 		{"group commit", e.groupCommit},
+		{"daemon over HTTP", e.http},
 	}
 	for _, p := range phases {
 		if err := ctx.Err(); err != nil {

@@ -50,10 +50,12 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 		f.storage = signer
 	}
 
+	// --- group commit of the jobs API's single creates and appends ---
+	creates, appends := f.groupCommit()
+
 	// --- jobs API ---
 	{
 		hub := jobsapi.NewHub(f.listener, f.log)
-		creates, appends := f.groupCommit()
 		f.background("job event streams", hub.Run)
 		if err := jobsapi.Register(e, jobsapi.Deps{
 			DB: f.pool, Require: f.auth.Require, KeyFrom: auth.KeyFrom, Signer: f.storage, Hub: hub, Logger: f.log,

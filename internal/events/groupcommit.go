@@ -73,7 +73,8 @@ func (g *GroupCommit) Close() { g.b.Close() }
 
 // run appends a batch in one transaction. An append whose own values fail
 // (batcher.ItemFault) gets its error and the batch runs again without it;
-// any other failure fails every append of the batch.
+// a deadlock or serialization failure runs it again whole; any other
+// failure fails every append of the batch.
 func (g *GroupCommit) run(ctx context.Context, calls []*batcher.Call[NewEvent, Event]) {
 	live := calls
 	retries := 0

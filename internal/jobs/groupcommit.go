@@ -92,11 +92,11 @@ func (g *GroupCommit) Pending() int { return g.b.Pending() }
 // Close commits every pending create and waits for the batches in flight.
 func (g *GroupCommit) Close() { g.b.Close() }
 
-// run inserts a batch in one transaction, in arrival order, so that of two
-// creates with one idempotency key the first creates and the second reads
-// it back. A create whose own values fail (ItemFault) gets its error and
-// the batch runs again without it; any other failure fails every create
-// of the batch.
+// run inserts a batch in one transaction. Of two creates with one
+// idempotency key the first to arrive creates and the second reads it
+// back. A create whose own values fail (ItemFault) gets its error and the
+// batch runs again without it; a deadlock or serialization failure runs
+// it again whole; any other failure fails every create of the batch.
 func (g *GroupCommit) run(ctx context.Context, calls []*batcher.Call[createCall, createResult]) {
 	// Keyed creates go in (scope, key) order, arrival order within one
 	// key: two batches in flight (or two replicas) that wait on each

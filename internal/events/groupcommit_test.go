@@ -105,7 +105,7 @@ func TestGroupCommitAppends(t *testing.T) {
 	a2 := b.submit(t, jobA, "worker.two")
 
 	_, err = b.gc.Append(b.ctx, jobA, "status", nil)
-	requireCode(t, err, apperr.InvalidInput)
+	require.Equal(t, apperr.InvalidInput, apperr.CodeOf(err))
 	require.Equal(t, 5, b.gc.Pending(), "an invalid event never joins a batch")
 
 	b.gc.Flush()
@@ -113,7 +113,7 @@ func TestGroupCommitAppends(t *testing.T) {
 	require.NoError(t, o1.err)
 	require.NoError(t, o2.err)
 	require.NoError(t, obee.err)
-	requireCode(t, om.err, apperr.NotFound)
+	require.Equal(t, apperr.NotFound, apperr.CodeOf(om.err))
 	require.Error(t, ob.err)
 	require.Less(t, o1.ev.ID, o2.ev.ID, "a job's events keep their arrival order")
 
@@ -142,8 +142,8 @@ func TestGroupCommitAppendConnectionLost(t *testing.T) {
 	_, err := b.pool.Exec(b.ctx, "select pg_terminate_backend($1)", pid)
 	require.NoError(t, err)
 	close(b.hold)
-	requireCode(t, waitAppend(t, a).err, apperr.Unavailable)
-	requireCode(t, waitAppend(t, c).err, apperr.Unavailable)
+	require.Equal(t, apperr.Unavailable, apperr.CodeOf(waitAppend(t, a).err))
+	require.Equal(t, apperr.Unavailable, apperr.CodeOf(waitAppend(t, c).err))
 	require.Equal(t, before, countEvents(t, b.pool), "nothing of the lost batch was written")
 
 	again := b.submit(t, job, "worker.again")

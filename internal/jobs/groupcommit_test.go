@@ -137,7 +137,7 @@ func TestGroupCommitPerCallerOutcomes(t *testing.T) {
 
 	// Invalid parameters fail at once and never join the batch.
 	_, _, err := b.gc.Create(b.ctx, jobs.CreateParams{})
-	requireCode(t, err, apperr.InvalidInput)
+	require.Equal(t, apperr.InvalidInput, apperr.CodeOf(err))
 	require.Equal(t, 5, b.gc.Pending())
 
 	b.gc.Flush()
@@ -145,7 +145,7 @@ func TestGroupCommitPerCallerOutcomes(t *testing.T) {
 
 	require.NoError(t, f.err)
 	require.True(t, f.created)
-	requireCode(t, br.err, apperr.InvalidInput)
+	require.Equal(t, apperr.InvalidInput, apperr.CodeOf(br.err))
 	require.NoError(t, r.err)
 	require.False(t, r.created)
 	require.Equal(t, f.job, r.job, "a replay in the same batch returns the first job")
@@ -199,7 +199,7 @@ func TestGroupCommitCanceledCaller(t *testing.T) {
 		gone := b.submit(t, ctx, job(videoURL+"&gone"))
 		c := b.submit(t, b.ctx, job(videoURL+"&c"))
 		cancel()
-		requireCode(t, wait(t, gone).err, apperr.Unavailable)
+		require.Equal(t, apperr.Unavailable, apperr.CodeOf(wait(t, gone).err))
 		require.Equal(t, 2, b.gc.Pending())
 		b.gc.Flush()
 		for _, ch := range []<-chan createOutcome{a, c} {
@@ -221,7 +221,7 @@ func TestGroupCommitCanceledCaller(t *testing.T) {
 		cancel()
 		// The canceled caller gets its error at once, never a job: its
 		// batch has not committed yet.
-		requireCode(t, wait(t, late).err, apperr.Unavailable)
+		require.Equal(t, apperr.Unavailable, apperr.CodeOf(wait(t, late).err))
 		close(b.hold)
 		o := wait(t, a)
 		require.NoError(t, o.err, "the others of the batch still commit")
@@ -253,7 +253,7 @@ func TestGroupCommitConnectionLostMidBatch(t *testing.T) {
 
 	for _, ch := range []<-chan createOutcome{a, c} {
 		o := wait(t, ch)
-		requireCode(t, o.err, apperr.Unavailable)
+		require.Equal(t, apperr.Unavailable, apperr.CodeOf(o.err))
 	}
 	require.Zero(t, countByURL(t, b, videoURL+"&a"))
 	require.Zero(t, countByURL(t, b, videoURL+"&c"))
@@ -282,5 +282,5 @@ func TestGroupCommitCloseCommitsPending(t *testing.T) {
 		require.True(t, committed(t, b, o.job.ID))
 	}
 	_, _, err := b.gc.Create(b.ctx, job(videoURL+"&after"))
-	requireCode(t, err, apperr.Unavailable)
+	require.Equal(t, apperr.Unavailable, apperr.CodeOf(err))
 }

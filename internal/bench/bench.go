@@ -164,6 +164,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		{"bulk load", e.load},
 		{"read latency", e.latency},
 		{"cleanup under writers", e.cleanup},
+		{"group commit", e.groupCommit},
 		{"daemon over HTTP", e.http},
 		{"auth under attack", e.authFlood},
 	}

@@ -27,6 +27,11 @@ type Config struct {
 
 	DBMaxConns int32 // CLIPPER_DB_MAX_CONNS
 
+	// GroupCommitWindow is how long a single job create or event append
+	// may wait to share a commit with others while one is in flight; 0
+	// commits each on its own.
+	GroupCommitWindow time.Duration // CLIPPER_GROUP_COMMIT_WINDOW
+
 	// API keys.
 	Argon2MemoryKiB       uint32        // CLIPPER_ARGON2_MEMORY_KIB
 	Argon2Iterations      uint32        // CLIPPER_ARGON2_ITERATIONS
@@ -84,6 +89,7 @@ var Vars = []Var{
 	{"CLIPPER_LOG_LEVEL", "info", "debug, info, warn or error.", false},
 	{"CLIPPER_LOG_FORMAT", "text", "text or json.", false},
 	{"CLIPPER_DB_MAX_CONNS", "20", "Connection pool size.", false},
+	{"CLIPPER_GROUP_COMMIT_WINDOW", "1ms", "Longest a single job create or event append waits to share one commit with concurrent ones (group commit; an idle daemon never waits). 0 turns it off.", false},
 	{"CLIPPER_ARGON2_MEMORY_KIB", "19456", "argon2id memory per key hash (OWASP minimum 19456).", false},
 	{"CLIPPER_ARGON2_ITERATIONS", "2", "argon2id iterations (OWASP minimum 2).", false},
 	{"CLIPPER_ARGON2_PARALLELISM", "1", "argon2id lanes.", false},
@@ -129,6 +135,7 @@ func Load() (Config, error) {
 		PublicURL:              r.str("CLIPPER_PUBLIC_URL", ""),
 		LogLevel:               r.oneOf("CLIPPER_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:              r.oneOf("CLIPPER_LOG_FORMAT", "text", "text", "json"),
+		GroupCommitWindow:      r.duration("CLIPPER_GROUP_COMMIT_WINDOW", time.Millisecond, 0, 100*time.Millisecond),
 		DBMaxConns:             int32(r.intIn("CLIPPER_DB_MAX_CONNS", 20, 1, 1000)),
 		Argon2MemoryKiB:        uint32(r.intIn("CLIPPER_ARGON2_MEMORY_KIB", int(apikeys.DefaultParams.MemoryKiB), apikeys.MinMemoryKiB, apikeys.MaxMemoryKiB)),
 		Argon2Iterations:       uint32(r.intIn("CLIPPER_ARGON2_ITERATIONS", int(apikeys.DefaultParams.Iterations), apikeys.MinIterations, apikeys.MaxIterations)),

@@ -51,6 +51,9 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 		f.storage = signer
 	}
 
+	// --- group commit of the jobs API's single creates and appends ---
+	creates, appends := f.groupCommit()
+
 	// --- jobs API ---
 	{
 		hub := jobsapi.NewHubWith(f.listener, f.log, jobsapi.HubOptions{
@@ -64,6 +67,7 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 			// Event streams end when shutdown begins (ctx), not once the
 			// server has drained (f.daemonCtx): the drain would wait for them.
 			Shutdown: ctx,
+			Creates:  creates, Appends: appends,
 		}); err != nil {
 			return err
 		}

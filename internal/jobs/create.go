@@ -55,6 +55,13 @@ func (r *Repo) Create(ctx context.Context, p CreateParams) (job Job, created boo
 	if err != nil {
 		return Job{}, false, err
 	}
+	return r.insert(ctx, p, arg)
+}
+
+// insert runs a validated create: the insert, and on an idempotency
+// conflict the read of the job that holds the key. Create and the group
+// commit (groupcommit.go) share it.
+func (r *Repo) insert(ctx context.Context, p CreateParams, arg dbgen.InsertJobParams) (Job, bool, error) {
 	row, err := r.q.InsertJob(ctx, arg)
 	if err == nil {
 		return fromDB(row), true, nil

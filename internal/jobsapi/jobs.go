@@ -66,7 +66,7 @@ func (a *api) create(c echo.Context) error {
 		at := time.Now().Add(time.Duration(*s) * time.Second)
 		p.ExpiresAt = &at
 	}
-	job, created, err := a.jobs.Create(c.Request().Context(), p)
+	job, created, err := a.createJob(c.Request().Context(), p)
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,12 @@ type Deps struct {
 	Shutdown context.Context
 
 	Stream StreamOptions
+
+	// Creates and Appends, if set, gather concurrent single job creates
+	// and event appends into shared commits (group commit); the daemon
+	// closes them after the server has drained.
+	Creates *jobs.GroupCommit
+	Appends *events.GroupCommit
 }
 
 // StreamOptions tune event streams. Zero values take the defaults.

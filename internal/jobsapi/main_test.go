@@ -59,6 +59,8 @@ type options struct {
 	// holdReconnect makes a lost LISTEN connection stay down until the
 	// test releases it: each loss sends a release channel on listenLost.
 	holdReconnect bool
+	// deps, if set, changes the API's dependencies before Register.
+	deps func(d *jobsapi.Deps)
 }
 
 func setup(t *testing.T, opts ...func(*options)) *testBundle {
@@ -136,6 +138,9 @@ func setup(t *testing.T, opts ...func(*options)) *testBundle {
 		URLPolicy:    storage.TTLPolicy{Default: time.Minute, Max: time.Hour},
 		Shutdown:     shutdownCtx,
 		Stream:       o.stream,
+	}
+	if o.deps != nil {
+		o.deps(&deps)
 	}
 	require.NoError(t, jobsapi.Register(e, deps))
 	srv.Start()

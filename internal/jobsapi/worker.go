@@ -181,7 +181,7 @@ func (a *api) appendEvent(c echo.Context) error {
 	if reservedEventTypes[req.Type] {
 		return apperr.New(apperr.InvalidInput, "event type %q is reserved for event streams", req.Type)
 	}
-	ev, err := a.events.Append(c.Request().Context(), id, req.Type, req.Data)
+	ev, err := a.addEvent(c.Request().Context(), id, req.Type, req.Data)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,30 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/clipper/clipper/internal/batcher"
+	"github.com/clipper/clipper/internal/events"
+	"github.com/clipper/clipper/internal/jobs"
+)
+
+// groupCommit returns the group commits of single job creates and event
+// appends, or nils when CLIPPER_GROUP_COMMIT_WINDOW is 0. They are closed
+// (pending batches committed) with the background work: after the HTTP
+// server has drained and before the pool closes.
+func (f *features) groupCommit() (*jobs.GroupCommit, *events.GroupCommit) {
+	w := f.cfg.GroupCommitWindow
+	if w <= 0 {
+		return nil, nil
+	}
+	opts := batcher.Options{Window: w}
+	creates := jobs.NewGroupCommit(f.pool, jobs.GroupCommitOptions{Options: opts})
+	appends := events.NewGroupCommit(f.pool, events.GroupCommitOptions{Options: opts})
+	f.background("group commit", func(ctx context.Context) {
+		<-ctx.Done()
+		creates.Close()
+		appends.Close()
+	})
+	f.log.Info("group commit on", "window", w)
+	return creates, appends
+}

@@ -17,9 +17,11 @@ func (f *features) groupCommit() (*jobs.GroupCommit, *events.GroupCommit) {
 	if w <= 0 {
 		return nil, nil
 	}
-	opts := batcher.Options{Window: w}
-	creates := jobs.NewGroupCommit(f.pool, jobs.GroupCommitOptions{Options: opts})
-	appends := events.NewGroupCommit(f.pool, events.GroupCommitOptions{Options: opts})
+	// A batch answers requests: it has their deadline, and takes its
+	// connection within the acquire timeout like every request path.
+	opts := batcher.Options{Window: w, Timeout: f.cfg.RequestTimeout}
+	creates := jobs.NewGroupCommit(f.db, jobs.GroupCommitOptions{Options: opts})
+	appends := events.NewGroupCommit(f.db, events.GroupCommitOptions{Options: opts})
 	f.background("group commit", func(ctx context.Context) {
 		<-ctx.Done()
 		creates.Close()

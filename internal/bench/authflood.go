@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +19,6 @@ import (
 
 	"github.com/clipper/clipper/internal/apikeys"
 	"github.com/clipper/clipper/internal/config"
-	"github.com/clipper/clipper/internal/daemon"
 	"github.com/clipper/clipper/internal/jobs"
 )
 
@@ -110,41 +106,18 @@ func (e *env) authFlood(ctx context.Context) error {
 }
 
 func (e *env) authRound(ctx context.Context, name string, flood, open bool, ids []uuid.UUID, valid, freshKeys []string, victimLookupID string) error {
-	cfg, err := config.Load()
+	base, stop, err := e.startDaemon(ctx, func(cfg *config.Config) {
+		// Attackers come from many addresses: the bench names them in
+		// X-Forwarded-For, as a proxy in front of the daemon would.
+		cfg.TrustedProxies = []string{"127.0.0.1/32"}
+		if open {
+			cfg.AuthFailuresPerKey, cfg.AuthFailuresPerClient, cfg.AuthMaxPending = 1_000_000, 1_000_000, 100_000
+		}
+	})
 	if err != nil {
 		return err
 	}
-	cfg.DatabaseURL = e.dsn
-	cfg.CleanupInterval = 0
-	cfg.DBMaxConns = 40
-	cfg.StorageSigningSecret = "bench"
-	cfg.StorageDir = os.TempDir()
-	// Attackers come from many addresses: the bench names them in
-	// X-Forwarded-For, as a proxy in front of the daemon would.
-	cfg.TrustedProxies = []string{"127.0.0.1/32"}
-	if open {
-		cfg.AuthFailuresPerKey, cfg.AuthFailuresPerClient, cfg.AuthMaxPending = 1_000_000, 1_000_000, 100_000
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	dctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	ready := make(chan string, 1)
-	go func() {
-		done <- daemon.Run(dctx, cfg, daemon.Options{
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Listener: l,
-			OnReady: func(u string) { ready <- u },
-		})
-	}()
-	defer func() { stop(); <-done }()
-	var base string
-	select {
-	case base = <-ready:
-	case err := <-done:
-		return fmt.Errorf("daemon: %w", err)
-	}
+	defer stop()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}, Timeout: 30 * time.Second}
 	get := func(ctx context.Context, token, forwarded string) (int, error) {
 		req, err := http.NewRequestWithContext(ctx, "GET", base+"/v1/jobs/"+ids[rand.IntN(len(ids))].String(), nil)

@@ -6,10 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,7 +14,6 @@ import (
 	"github.com/clipper/clipper/internal/apikeys"
 	"github.com/clipper/clipper/internal/batcher"
 	"github.com/clipper/clipper/internal/config"
-	"github.com/clipper/clipper/internal/daemon"
 	"github.com/clipper/clipper/internal/events"
 	"github.com/clipper/clipper/internal/jobs"
 )
@@ -115,36 +111,14 @@ func (e *env) httpCreates(ctx context.Context, name string, window time.Duration
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load()
+	base, stop, err := e.startDaemon(ctx, func(cfg *config.Config) {
+		cfg.DBMaxConns = int32(e.opts.Clients + 8)
+		cfg.GroupCommitWindow = window
+	})
 	if err != nil {
 		return err
 	}
-	cfg.DatabaseURL = e.dsn
-	cfg.CleanupInterval = 0
-	cfg.DBMaxConns = int32(e.opts.Clients + 8)
-	cfg.StorageSigningSecret = "bench"
-	cfg.StorageDir = os.TempDir()
-	cfg.GroupCommitWindow = window
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	dctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	ready := make(chan string, 1)
-	go func() {
-		done <- daemon.Run(dctx, cfg, daemon.Options{
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Listener: l,
-			OnReady: func(u string) { ready <- u },
-		})
-	}()
-	defer func() { stop(); <-done }()
-	var base string
-	select {
-	case base = <-ready:
-	case err := <-done:
-		return fmt.Errorf("daemon: %w", err)
-	}
+	defer stop()
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * e.opts.Clients, MaxConnsPerHost: 2 * e.opts.Clients},
 		Timeout: 10 * time.Second}

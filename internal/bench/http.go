@@ -6,19 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/clipper/clipper/internal/apikeys"
-	"github.com/clipper/clipper/internal/config"
-	"github.com/clipper/clipper/internal/daemon"
 	"github.com/clipper/clipper/internal/jobs"
 )
 
@@ -62,35 +57,11 @@ func (e *env) http(ctx context.Context) error {
 		return err
 	}
 
-	cfg, err := config.Load()
+	base, stop, err := e.startDaemon(ctx, nil)
 	if err != nil {
 		return err
 	}
-	cfg.DatabaseURL = e.dsn
-	cfg.CleanupInterval = 0
-	cfg.DBMaxConns = 40
-	cfg.StorageSigningSecret = "bench"
-	cfg.StorageDir = os.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	dctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	ready := make(chan string, 1)
-	go func() {
-		done <- daemon.Run(dctx, cfg, daemon.Options{
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Listener: l,
-			OnReady: func(u string) { ready <- u },
-		})
-	}()
-	defer func() { stop(); <-done }()
-	var base string
-	select {
-	case base = <-ready:
-	case err := <-done:
-		return fmt.Errorf("daemon: %w", err)
-	}
+	defer stop()
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}, Timeout: 10 * time.Second}
 	call := func(ctx context.Context, method, path string, body []byte, want int) error {

@@ -39,14 +39,18 @@ func TestCleanupDeletesObjectsAndSaysSo(t *testing.T) {
 	t.Setenv("CLIPPER_STORAGE_BACKEND", "local")
 	t.Setenv("CLIPPER_STORAGE_DIR", dir)
 	t.Setenv("CLIPPER_WEBHOOK_SECRET", "")
-	for _, o := range []string{"sources/u/in.mp4", "results/j/out.mp4"} {
+	// Results live under their job's id, so the job is made first.
+	var job string
+	require.NoError(t, pool.QueryRow(ctx, `insert into jobs (source_type, source_object) values ('upload', 'u/in.mp4')
+		returning id`).Scan(&job))
+	objects := []string{"sources/u/in.mp4", "results/" + job + "/out.mp4"}
+	for _, o := range objects {
 		p := filepath.Join(dir, filepath.FromSlash(o))
 		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o750))
 		require.NoError(t, os.WriteFile(p, []byte("x"), 0o640))
 	}
-	_, err := pool.Exec(ctx, `insert into jobs (source_type, source_object) values ('upload', 'u/in.mp4');
-		update jobs set status = 'processing', worker_id = 'w', claimed_at = now(), last_heartbeat_at = now(), attempts = 1;
-		update jobs set status = 'done', result_keys = '{j/out.mp4}', expires_at = now() - interval '1 minute'`)
+	_, err := pool.Exec(ctx, `update jobs set status = 'processing', worker_id = 'w', claimed_at = now(), last_heartbeat_at = now(), attempts = 1;
+		update jobs set status = 'done', result_keys = array[id::text || '/out.mp4'], expires_at = now() - interval '1 minute'`)
 	require.NoError(t, err)
 
 	var stderr bytes.Buffer
@@ -54,7 +58,7 @@ func TestCleanupDeletesObjectsAndSaysSo(t *testing.T) {
 	require.Contains(t, out, "Deleted 1 expired job(s)")
 	require.Contains(t, out, "Deleted 2 object(s) of deleted jobs from local storage (sources 1, results 1)")
 	require.Contains(t, out, "Every upload to sources has its job")
-	for _, o := range []string{"sources/u/in.mp4", "results/j/out.mp4"} {
+	for _, o := range objects {
 		_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(o)))
 		require.ErrorIs(t, err, os.ErrNotExist, o)
 	}

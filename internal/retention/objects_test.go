@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,15 +25,21 @@ import (
 )
 
 // uploadJob makes a done upload job with these results, expired (deleted
-// by the next cleanup) or not.
+// by the next cleanup) or not. Results live under their job's id
+// ("<job id>/..."): the job takes the id the first result names.
 func uploadJob(t *testing.T, pool *pgxpool.Pool, source string, results []string, expired bool) uuid.UUID {
 	t.Helper()
 	ctx := context.Background()
 	if results == nil {
 		results = []string{}
 	}
-	var id uuid.UUID
-	require.NoError(t, pool.QueryRow(ctx, `insert into jobs (source_type, source_object) values ('upload', $1) returning id`, source).Scan(&id))
+	id := uuid.New()
+	if len(results) > 0 {
+		first, _, _ := strings.Cut(results[0], "/")
+		id = uuid.MustParse(first)
+	}
+	require.NoError(t, pool.QueryRow(ctx, `insert into jobs (id, source_type, source_object) values ($1, 'upload', $2) returning id`,
+		id, source).Scan(&id))
 	_, err := pool.Exec(ctx, `update jobs set status = 'processing', worker_id = 'w', claimed_at = now(),
 		last_heartbeat_at = now(), attempts = 1 where id = $1`, id)
 	require.NoError(t, err)
@@ -79,15 +86,15 @@ func TestCleanupDeletesTheObjectsOfDeletedJobs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, _ := pgtest.NewPool(t)
-	j1 := uuid.New().String()
+	j1, r2, lv := uuid.New().String(), uuid.New().String(), uuid.New().String()
 	store, dir := localStore(t,
 		"sources/u/a.mp4", "sources/u/shared.mp4", "sources/u/kept.mp4",
-		"results/"+j1+"/clip.mp4", "results/"+j1+"/thumb.jpg", "results/r2/clip.mp4", "results/live/clip.mp4")
+		"results/"+j1+"/clip.mp4", "results/"+j1+"/thumb.jpg", "results/"+r2+"/clip.mp4", "results/"+lv+"/clip.mp4")
 
 	uploadJob(t, pool, "u/a.mp4", []string{j1 + "/clip.mp4", j1 + "/thumb.jpg"}, true)
-	uploadJob(t, pool, "u/shared.mp4", []string{"r2/clip.mp4"}, true)
+	uploadJob(t, pool, "u/shared.mp4", []string{r2 + "/clip.mp4"}, true)
 	live := uploadJob(t, pool, "u/shared.mp4", nil, false) // still names shared.mp4
-	uploadJob(t, pool, "u/kept.mp4", []string{"live/clip.mp4"}, false)
+	uploadJob(t, pool, "u/kept.mp4", []string{lv + "/clip.mp4"}, false)
 
 	round, ran, err := quietScheduler(pool, store).RunOnce(ctx)
 	require.NoError(t, err)
@@ -96,10 +103,10 @@ func TestCleanupDeletesTheObjectsOfDeletedJobs(t *testing.T) {
 	require.Equal(t, map[string]int64{"results": 3, "sources": 1}, round.Objects.Deleted)
 	require.Equal(t, int64(1), round.Objects.InUse, "shared.mp4 is still the source of a live job")
 	require.Zero(t, round.Objects.Pending)
-	for _, gone := range []string{"sources/u/a.mp4", "results/" + j1 + "/clip.mp4", "results/" + j1 + "/thumb.jpg", "results/r2/clip.mp4"} {
+	for _, gone := range []string{"sources/u/a.mp4", "results/" + j1 + "/clip.mp4", "results/" + j1 + "/thumb.jpg", "results/" + r2 + "/clip.mp4"} {
 		require.False(t, exists(t, dir, gone), gone)
 	}
-	for _, kept := range []string{"sources/u/shared.mp4", "sources/u/kept.mp4", "results/live/clip.mp4"} {
+	for _, kept := range []string{"sources/u/shared.mp4", "sources/u/kept.mp4", "results/" + lv + "/clip.mp4"} {
 		require.True(t, exists(t, dir, kept), kept)
 	}
 
@@ -138,8 +145,9 @@ func TestObjectDeletesAreRetriedAndNeverLost(t *testing.T) {
 	t.Run("StorageDown", func(t *testing.T) {
 		t.Parallel()
 		pool, _ := pgtest.NewPool(t)
-		store, dir := localStore(t, "sources/s.mp4", "results/r.mp4")
-		uploadJob(t, pool, "s.mp4", []string{"r.mp4"}, true)
+		r := uuid.New().String() + "/r.mp4"
+		store, dir := localStore(t, "sources/s.mp4", "results/"+r)
+		uploadJob(t, pool, "s.mp4", []string{r}, true)
 		down := &flaky{Deleter: store}
 		down.failures.Store(1 << 20)
 
@@ -150,7 +158,7 @@ func TestObjectDeletesAreRetriedAndNeverLost(t *testing.T) {
 		require.Equal(t, "cannot reach Supabase Storage", round.Objects.LastError)
 		require.Equal(t, int64(2), round.Objects.Pending)
 		require.True(t, exists(t, dir, "sources/s.mp4"))
-		require.True(t, exists(t, dir, "results/r.mp4"))
+		require.True(t, exists(t, dir, "results/"+r))
 		require.Equal(t, 2, count(t, pool, `select count(*) from clipper_internal.object_deletions
 			where attempts = 1 and last_error = 'cannot reach Supabase Storage' and next_attempt_at > now() + interval '20 seconds'`),
 			"the failed names wait their backoff")
@@ -169,14 +177,15 @@ func TestObjectDeletesAreRetriedAndNeverLost(t *testing.T) {
 		require.Equal(t, int64(2), round.Objects.Total())
 		require.Zero(t, round.Objects.Pending)
 		require.False(t, exists(t, dir, "sources/s.mp4"))
-		require.False(t, exists(t, dir, "results/r.mp4"))
+		require.False(t, exists(t, dir, "results/"+r))
 	})
 
 	t.Run("AnswerLostAfterTheDelete", func(t *testing.T) {
 		t.Parallel()
 		pool, _ := pgtest.NewPool(t)
-		store, dir := localStore(t, "results/a.mp4", "results/b.mp4")
-		uploadJob(t, pool, "gone-already.mp4", []string{"a.mp4", "b.mp4"}, true)
+		j := uuid.New().String()
+		store, dir := localStore(t, "results/"+j+"/a.mp4", "results/"+j+"/b.mp4")
+		uploadJob(t, pool, "gone-already.mp4", []string{j + "/a.mp4", j + "/b.mp4"}, true)
 		lost := &flaky{Deleter: store, deleteFirst: true}
 		lost.failures.Store(1)
 
@@ -184,7 +193,7 @@ func TestObjectDeletesAreRetriedAndNeverLost(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, int64(2), round.Objects.Failed, "the results call's answer was lost")
 		require.Equal(t, int64(1), round.Objects.Missing, "the source was never there")
-		require.False(t, exists(t, dir, "results/a.mp4"))
+		require.False(t, exists(t, dir, "results/"+j+"/a.mp4"))
 
 		_, err = pool.Exec(ctx, `update clipper_internal.object_deletions set next_attempt_at = now()`)
 		require.NoError(t, err)
@@ -198,8 +207,9 @@ func TestObjectDeletesAreRetriedAndNeverLost(t *testing.T) {
 	t.Run("DrainDiesWithALease", func(t *testing.T) {
 		t.Parallel()
 		pool, _ := pgtest.NewPool(t)
-		store, dir := localStore(t, "results/x.mp4")
-		uploadJob(t, pool, "src.mp4", []string{"x.mp4"}, true)
+		x := uuid.New().String() + "/x.mp4"
+		store, dir := localStore(t, "results/"+x)
+		uploadJob(t, pool, "src.mp4", []string{x}, true)
 		round, _, err := quietScheduler(pool, nil).RunOnce(ctx)
 		require.NoError(t, err)
 		require.Equal(t, int64(1), round.Cleanup.Jobs, "no storage: the job goes, its names wait")
@@ -212,7 +222,7 @@ func TestObjectDeletesAreRetriedAndNeverLost(t *testing.T) {
 		round, _, err = quietScheduler(pool, store).RunOnce(ctx)
 		require.NoError(t, err)
 		require.Zero(t, round.Objects.Total(), "leased names are not due")
-		require.True(t, exists(t, dir, "results/x.mp4"))
+		require.True(t, exists(t, dir, "results/"+x))
 
 		// The lease ends.
 		_, err = pool.Exec(ctx, `update clipper_internal.object_deletions set next_attempt_at = now()`)
@@ -220,7 +230,7 @@ func TestObjectDeletesAreRetriedAndNeverLost(t *testing.T) {
 		round, _, err = quietScheduler(pool, store).RunOnce(ctx)
 		require.NoError(t, err)
 		require.Equal(t, int64(1), round.Objects.Total())
-		require.False(t, exists(t, dir, "results/x.mp4"))
+		require.False(t, exists(t, dir, "results/"+x))
 	})
 
 	t.Run("QueuedAgainDuringADrain", func(t *testing.T) {
@@ -228,13 +238,14 @@ func TestObjectDeletesAreRetriedAndNeverLost(t *testing.T) {
 		pool, _ := pgtest.NewPool(t)
 		// Two expired jobs listed the same result: the second deletion
 		// queues the name again while a drain holds it.
-		_, err := pool.Exec(ctx, `insert into clipper_internal.object_deletions (bucket, name) values ('results', 'same.mp4')`)
+		same := uuid.New().String() + "/same.mp4"
+		_, err := pool.Exec(ctx, `insert into clipper_internal.object_deletions (bucket, name) values ('results', $1)`, same)
 		require.NoError(t, err)
 		store, _ := localStore(t)
 		var requeued atomic.Bool
 		hook := deleterFunc(func(ctx context.Context, bucket string, names []string) (int, error) {
 			if requeued.CompareAndSwap(false, true) {
-				uploadJob(t, pool, "other.mp4", []string{"same.mp4"}, true)
+				uploadJob(t, pool, "other.mp4", []string{same}, true)
 				_, err := pool.Exec(ctx, `delete from jobs where source_object = 'other.mp4'`)
 				require.NoError(t, err)
 			}
@@ -243,7 +254,7 @@ func TestObjectDeletesAreRetriedAndNeverLost(t *testing.T) {
 		round, _, err := quietScheduler(pool, hook).RunOnce(ctx)
 		require.NoError(t, err)
 		require.Equal(t, 1, count(t, pool, `select count(*) from clipper_internal.object_deletions
-			where name = 'same.mp4' and generation = 2`), "the newer request survives the older drain")
+			where name = '`+same+`' and generation = 2`), "the newer request survives the older drain")
 		require.Equal(t, int64(2), round.Objects.Pending, "same.mp4 again, and other.mp4")
 	})
 }
@@ -258,7 +269,8 @@ func TestEveryJobDeleteQueuesItsObjects(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, _ := pgtest.NewPool(t)
-	uploadJob(t, pool, "cron/src.mp4", []string{"cron/out.mp4", ""}, true)
+	out := uuid.New().String() + "/out.mp4"
+	uploadJob(t, pool, "cron/src.mp4", []string{out}, true)
 	_, err := pool.Exec(ctx, `insert into jobs (source_type, source_url, expires_at) values ('youtube', 'https://youtu.be/x', now() - interval '1 hour')`)
 	require.NoError(t, err)
 
@@ -275,7 +287,7 @@ func TestEveryJobDeleteQueuesItsObjects(t *testing.T) {
 		names = append(names, n)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []string{"results/cron/out.mp4", "sources/cron/src.mp4"}, names, "an empty result key names nothing")
+	require.Equal(t, []string{"results/" + out, "sources/cron/src.mp4"}, names)
 
 	// Any other delete, e.g. plain SQL, in a transaction that rolls back:
 	// the names go with it.

@@ -95,17 +95,17 @@ func TestCleanupThroughSupabaseStorage(t *testing.T) {
 	require.NoError(t, err)
 
 	// An upload that its webhook made a job of, with two results.
-	object := uuid.New()
+	object, j := uuid.New(), uuid.New().String()
 	_, err = pool.Exec(ctx, `insert into storage.objects (id, bucket_id, name) values
-		($1, 'sources', 'u/talk.mp4'), (gen_random_uuid(), 'results', 'j/1.mp4'), (gen_random_uuid(), 'results', 'j/2.mp4'),
-		(gen_random_uuid(), 'results', 'other/keep.mp4')`, object)
+		($1, 'sources', 'u/talk.mp4'), (gen_random_uuid(), 'results', $2 || '/1.mp4'), (gen_random_uuid(), 'results', $2 || '/2.mp4'),
+		(gen_random_uuid(), 'results', 'other/keep.mp4')`, object, j)
 	require.NoError(t, err)
-	job := uploadJob(t, pool, "u/talk.mp4", []string{"j/1.mp4", "j/2.mp4"}, true)
+	job := uploadJob(t, pool, "u/talk.mp4", []string{j + "/1.mp4", j + "/2.mp4"}, true)
 	_, err = pool.Exec(ctx, `insert into clipper_internal.upload_jobs (object_id, job_id, created_at) values ($1, $2, now() - interval '30 days')`, object, job)
 	require.NoError(t, err)
 
 	// SQL cannot delete them, as on Supabase.
-	_, err = pool.Exec(ctx, `delete from storage.objects where name = 'j/1.mp4'`)
+	_, err = pool.Exec(ctx, `delete from storage.objects where name = $1`, j+"/1.mp4")
 	require.ErrorContains(t, err, "Use the Storage API instead")
 
 	round, _, err := quietScheduler(pool, store).RunOnce(ctx)
@@ -118,7 +118,7 @@ func TestCleanupThroughSupabaseStorage(t *testing.T) {
 	require.Equal(t, 0, count(t, pool, "select count(*) from clipper_internal.upload_jobs"))
 
 	// A rotated key: the names stay queued, with the project's message.
-	uploadJob(t, pool, "u/next.mp4", []string{"j/3.mp4"}, true)
+	uploadJob(t, pool, "u/next.mp4", []string{uuid.New().String() + "/3.mp4"}, true)
 	bad, err := storage.NewSupabase(storageOnDatabase(t, pool, key), "rotated", storage.SupabaseOptions{})
 	require.NoError(t, err)
 	round, _, err = quietScheduler(pool, bad).RunOnce(ctx)

@@ -29,7 +29,7 @@ generate: ## regenerate typed Go queries (sqlc) and the schema snapshot db/schem
 types: ## regenerate the TypeScript types (supabase-js, Drizzle) in db/typescript/generated from the migrations
 	./scripts/types.sh
 
-bench: ## the benchmark at full volume (1M jobs, 10M events); see README Performance
+bench: ## the benchmark at full volume (1M jobs, 10M events); see docs/performance.md
 	$(CLIPPER) bench
 
 migrate: ## apply migrations to DATABASE_URL

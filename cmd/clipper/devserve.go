@@ -38,14 +38,16 @@ func devServe(ctx context.Context, dsn, demoKey string) error {
 		fmt.Printf(`
 Clipper is running at %[1]s  (Ctrl-C stops it and PostgreSQL)
 
-Try it in another terminal (README, Quick start):
+Try it in another terminal, from this folder (README, Quick start):
   export CLIPPER_URL=%[1]s KEY=%[2]s
   api() { curl -sS -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' "$@"; }
-  api -X POST $CLIPPER_URL/v1/uploads -d '{"name":"sample.mp4"}'      # a signed upload URL and the path
-  curl -sS -X PUT -H 'Content-Type: video/mp4' --data-binary @sample.mp4 "<url>"
-  api -X POST $CLIPPER_URL/v1/jobs -d '{"source_object":"<path>","params":{"start":1,"end":3}}'
+  echo 'any file will do' > sample.mp4
+  api -X POST $CLIPPER_URL/v1/uploads -d '{"name":"sample.mp4"}'      # → data.url, data.path
+  curl -sS -X PUT -H 'Content-Type: video/mp4' --data-binary @sample.mp4 "<data.url>"
+  api -X POST $CLIPPER_URL/v1/jobs -d '{"source_object":"<data.path>","params":{"start":1,"end":3}}'   # → data.id
   CLIPPER_WORKER_KEY=$KEY go run ./examples/worker -once             # the example worker does the job
-  curl -N -H "Authorization: Bearer $KEY" -H 'Accept: text/event-stream' $CLIPPER_URL/v1/jobs/<id>/events
+  curl -N -H "Authorization: Bearer $KEY" -H 'Accept: text/event-stream' $CLIPPER_URL/v1/jobs/<data.id>/events
+  api $CLIPPER_URL/v1/jobs/<data.id>/result                           # signed download URLs of the results
 `, base, demoKey)
 	}})
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/clipper/clipper/internal/apperr"
@@ -101,8 +102,9 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "The database is DATABASE_URL (or the file DATABASE_URL_FILE names) everywhere; a .env file")
-	fmt.Fprintln(w, "in the current folder is read first.")
+	fmt.Fprintln(w, "The database is DATABASE_URL (or the file DATABASE_URL_FILE names), except for")
+	fmt.Fprintln(w, "bench (--database-url) and testdb (a throwaway cluster); a .env file in the")
+	fmt.Fprintln(w, "current folder is read first.")
 	fmt.Fprintln(w, "Run 'clipper <command> --help' for a command's flags.")
 }
 
@@ -122,7 +124,7 @@ func newFlags(name, usageLine, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet("clipper "+name, flag.ContinueOnError)
 	fs.Usage = func() {
 		out := fs.Output()
-		fmt.Fprintf(out, "Usage: clipper %s %s\n\n%s\n", name, usageLine, summary)
+		fmt.Fprintf(out, "%s\n\n%s\n", strings.TrimSpace("Usage: clipper "+name+" "+usageLine), summary)
 		hasFlags := false
 		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 		if hasFlags {

@@ -71,6 +71,12 @@ func main() {
 	flag.BoolVar(&cfg.Once, "once", false, "exit when no job is left")
 	flag.DurationVar(&cfg.Idle, "idle", 2*time.Second, "wait between claims that found nothing")
 	flag.DurationVar(&cfg.Heartbeat, "heartbeat", 30*time.Second, "heartbeat interval")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), "Usage: go run ./examples/worker [flags]\n\n"+
+			"Claims clip jobs from the clipper daemon, makes the clips, uploads the results\n"+
+			"and completes the jobs. The API key (scope worker) is CLIPPER_WORKER_KEY.\n\nFlags:\n")
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 	cfg.Key = os.Getenv("CLIPPER_WORKER_KEY")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

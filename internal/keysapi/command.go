@@ -257,8 +257,13 @@ func (c Command) revoke(ctx context.Context, args []string) error {
 func (c Command) flags(name, usage, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet("clipper keys "+name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: clipper keys %s %s\n\n%s\n\nFlags:\n", name, usage, summary)
-		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "Usage: clipper keys %s %s\n\n%s\n", name, usage, summary)
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprint(fs.Output(), "\nFlags:\n")
+			fs.PrintDefaults()
+		}
 	}
 	return fs
 }

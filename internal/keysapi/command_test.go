@@ -199,5 +199,9 @@ func TestCommand(t *testing.T) {
 		_, errOut, _ := b.run(t, "create", "--help")
 		require.Contains(t, errOut, "-scopes")
 		require.Contains(t, errOut, "-expires-in")
+		// A command without flags shows no empty "Flags:" heading.
+		_, errOut, _ = b.run(t, "revoke", "--help")
+		require.Contains(t, errOut, "Usage: clipper keys revoke KEY_ID")
+		require.NotContains(t, errOut, "Flags:")
 	})
 }

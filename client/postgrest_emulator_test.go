@@ -2,7 +2,7 @@ package client_test
 
 // An emulation of PostgREST (and of the part of Supabase Storage the User
 // client calls), for testing the User client on the real database. No
-// PostgREST server can be installed on these machines (see DESIGN.md), so
+// PostgREST server can be installed on these machines (no Debian or npm package), so
 // this server answers exactly the requests the User client makes, and
 // runs each one on the real database the way PostgREST does, so that the
 // project's grants and row-level security policies decide every answer:
@@ -44,8 +44,8 @@ package client_test
 // decides, as Supabase Storage's own database calls do), writes the bytes
 // where the daemon's local backend serves them, and answers
 // {"Key","Id"}; refusals come back as Storage sends them: HTTP 400 with
-// the real status as a string in statusCode (DESIGN.md, measured against
-// supabase/storage). Then, as pg_net would after the commit, it delivers
+// the real status as a string in statusCode (measured against
+// supabase/storage v1.70.6). Then, as pg_net would after the commit, it delivers
 // the database webhook (the storage.objects INSERT) to the daemon.
 
 import (
@@ -701,8 +701,7 @@ func (q query) tail() string {
 }
 
 // storageError answers as Supabase Storage does: HTTP 400 with the real
-// status as a string (DESIGN.md, "Supabase Storage as the real server
-// answers").
+// status as a string (measured against supabase/storage v1.70.6).
 func storageError(w http.ResponseWriter, status, errName, message string) {
 	b, _ := json.Marshal(map[string]string{"statusCode": status, "error": errName, "message": message})
 	writeJSON(w, 400, b)

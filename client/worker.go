@@ -323,7 +323,7 @@ func storageError(resp *http.Response) *Error {
 		e.Code, e.Message = env.Code, env.Message
 	case jsonInto(raw, &sb) && sb.StatusCode != "":
 		// Supabase Storage reports the real status as a string in the body
-		// (often under HTTP 400); see DESIGN.md.
+		// (often under HTTP 400), as measured against the real server.
 		if st, err := strconv.Atoi(sb.StatusCode); err == nil {
 			e.Code = codeForStatus(st)
 		}

@@ -20,7 +20,7 @@ import (
 )
 
 // Tests of the Supabase backend against the answers the real server gives
-// (DESIGN.md, "Supabase Storage as the real server answers").
+// (measured against supabase/storage v1.70.6, file backend).
 
 // withKey returns a Supabase backend on b's fake with another key, and the
 // buffer its logs go to.

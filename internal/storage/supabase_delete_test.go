@@ -26,7 +26,7 @@ import (
 // answer is 200 with the deleted rows, names that do not exist being left
 // out. More than MAX_OBJECTS_PER_REQUEST (1000, src/storage/limits.ts)
 // is ERRORS.InvalidRequest, rendered by src/internal/errors/storage-error.ts
-// as HTTP 400. A refused service key is the answer DESIGN.md records from
+// as HTTP 400. A refused service key is the answer measured from
 // the real server (HTTP 400, statusCode "403", AccessDenied).
 type bulkDeleteFake struct {
 	mu      sync.Mutex

@@ -53,7 +53,7 @@ func projectJWT(claims jwt.MapClaims) string {
 }
 
 // fakeStorage reproduces Supabase Storage (supabase/storage v1.70.6, the
-// version DESIGN.md records answers of) behind the API gateway of a
+// version whose answers were measured) behind the API gateway of a
 // hosted project, {SUPABASE_URL}/storage/v1. Each answer names the
 // server's source it copies. In short: errors are HTTP 400 with
 // {"statusCode": "<real status>", "code", "error", "message"}; signed
@@ -591,7 +591,7 @@ func TestSupabaseErrors(t *testing.T) {
 		{"ErrorBodyWithOK", answer(http.StatusOK, "application/json",
 			`{"statusCode":"409","error":"Duplicate","message":"The resource already exists"}`), apperr.Conflict, "already exists"},
 		{"OKWithoutURL", answer(http.StatusOK, "application/json", `{}`), apperr.Unavailable, "without a signed URL"},
-		// Storage before v1.x answered a refused key so (DESIGN.md, v1.11.2).
+		// Storage before v1.x answered a refused key so (measured on v1.11.2).
 		{"OldInvalidJWT", answer(http.StatusBadRequest, "application/json",
 			`{"statusCode":"400","error":"InvalidJWT","message":"invalid signature"}`), apperr.Unavailable, "refused the daemon's service key"},
 		{"GatewayUnauthorized", answer(http.StatusUnauthorized, "application/json",

@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 )
 
 // NewJob asks for a job (POST /v1/jobs, scope jobs:write).
@@ -268,4 +270,31 @@ func newIdempotencyKey() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return "sdk-" + hex.EncodeToString(b[:])
+}
+
+// SourceUploadURL signs an upload URL for a source object in the key's own
+// folder of the sources bucket ("<owner uid>/" for a key with an owner,
+// "keys/<key id>/" for one without): the only place a job made with this
+// key may take its source from. The answer's Path is the SourceObject to
+// create the job with. ttl 0 takes the server's default.
+func (c *Client) SourceUploadURL(ctx context.Context, name string, ttl time.Duration) (SignedURL, error) {
+	body := map[string]any{"name": name}
+	if ttl > 0 {
+		body["ttl_seconds"] = int64((ttl + time.Second - 1) / time.Second)
+	}
+	var u SignedURL
+	_, err := c.do(ctx, call{method: http.MethodPost, path: "/v1/uploads", body: body, safety: idempotent}, &u)
+	return u, err
+}
+
+// UploadSource uploads r as a source named name in the key's folder (see
+// SourceUploadURL) with contentType, and returns where it went: create
+// the job with NewJob{SourceObject: u.Path}. See Upload for retries; an
+// existing object is not replaced (ErrConflict).
+func (c *Client) UploadSource(ctx context.Context, name, contentType string, r io.Reader) (SignedURL, error) {
+	u, err := c.SourceUploadURL(ctx, name, 0)
+	if err != nil {
+		return SignedURL{}, err
+	}
+	return u, c.Upload(ctx, u.URL, contentType, r)
 }

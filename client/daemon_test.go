@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/client"
@@ -501,4 +502,40 @@ func TestKeysAdmin(t *testing.T) {
 	got, err := admin.Key(ctx, rot.Key.ID)
 	require.NoError(t, err)
 	require.NotNil(t, got.RevokedAt)
+}
+
+// An API-key client uploads a source into its key's folder and makes a
+// job of it; the worker reads the same bytes back. A source elsewhere is
+// refused.
+func TestUploadSource(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	owner := e.newUser(t)
+	api := newClient(t, e.url, e.key(t, &owner, apikeys.ScopeJobsRead, apikeys.ScopeJobsWrite))
+	w := newClient(t, e.url, e.key(t, nil, apikeys.ScopeWorker)).Worker("host-2/pid-9")
+
+	data := []byte("a source of a few bytes")
+	u, err := api.UploadSource(ctx, "talk.mp4", "video/mp4", bytes.NewReader(data))
+	require.NoError(t, err)
+	require.Equal(t, owner.String()+"/talk.mp4", u.Path)
+	_, err = api.UploadSource(ctx, "talk.mp4", "video/mp4", bytes.NewReader(data))
+	require.ErrorIs(t, err, client.ErrConflict, "an upload never replaces an object")
+
+	_, err = api.CreateJob(ctx, client.NewJob{SourceObject: uuid.NewString() + "/talk.mp4"})
+	require.ErrorIs(t, err, client.ErrInvalidInput, "a source outside the key's folder")
+	created, err := api.CreateJob(ctx, client.NewJob{SourceObject: u.Path})
+	require.NoError(t, err)
+
+	jobs, err := w.Claim(ctx, 1)
+	require.NoError(t, err)
+	require.Len(t, jobs, 1)
+	require.Equal(t, created.Job.ID, jobs[0].ID)
+	src, err := w.DownloadSource(ctx, created.Job.ID)
+	require.NoError(t, err)
+	defer src.Close()
+	got, err := io.ReadAll(src)
+	require.NoError(t, err)
+	require.Equal(t, data, got)
+	require.Equal(t, "video/mp4", src.ContentType)
 }

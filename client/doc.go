@@ -4,8 +4,10 @@
 //   - Client, with an API key, calls the daemon's jobs API: CreateJob
 //     (always idempotent), Job, Jobs and JobsPage (newest first, keyset
 //     pages), CancelJob, Events and EventsPage, Stream (live events that
-//     survive reconnects), Results (signed download URLs) and Download;
-//     with a keys:admin key, CreateKey, Keys, Key, RotateKey and RevokeKey.
+//     survive reconnects), Results (signed download URLs) and Download,
+//     UploadSource and SourceUploadURL (a source into the key's own
+//     folder, to create an upload job with); with a keys:admin key,
+//     CreateKey, Keys, Key, RotateKey and RevokeKey.
 //   - Worker, from Client.Worker and a key with the worker scope, runs the
 //     worker contract: Claim (a batch), Hold (heartbeats in the
 //     background), Progress, Event, DownloadSource, UploadURLs and

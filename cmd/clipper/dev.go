@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/devenv"
 	"github.com/clipper/clipper/internal/migrate"
+	"github.com/clipper/clipper/internal/pgcluster"
 )
 
 func runDev(ctx context.Context, args []string) error {
@@ -52,10 +54,18 @@ make, Ctrl-Z is ignored (it would stop the daemon alone, not make).
 			p = 0
 		}
 		start := time.Now()
-		db, err := devenv.Start(ctx, devenv.Options{
+		opts := devenv.Options{
 			Dir: filepath.Join(*dir, "postgres"), Database: "clipper", Port: p,
 			Logf: func(format string, a ...any) { fmt.Printf("postgres: "+format+"\n", a...) },
-		})
+		}
+		db, err := devenv.Start(ctx, opts)
+		if errors.Is(err, pgcluster.ErrPortTaken) && p != 0 {
+			// Another server (another checkout's make dev) took the port
+			// between the check above and the server's bind.
+			fmt.Printf("Port %d was taken meanwhile; using a free port instead.\n", p)
+			opts.Port = 0
+			db, err = devenv.Start(ctx, opts)
+		}
 		if err != nil {
 			return err
 		}

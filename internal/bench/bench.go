@@ -140,7 +140,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	e.pool, err = database.Open(ctx, dsn, database.Options{MaxConns: int32(max(opts.Clients, opts.Workers) + 8),
-		StatementTimeout: 10 * time.Minute, IdleInTxTimeout: 10 * time.Minute, ApplicationName: "clipper-bench"})
+		StatementTimeout: 10 * time.Minute, IdleInTxTimeout: 10 * time.Minute, ConnectTimeout: time.Minute,
+		ApplicationName: "clipper-bench"})
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"time"
 
 	"github.com/clipper/clipper/internal/config"
 	"github.com/clipper/clipper/internal/daemon"
@@ -26,6 +27,10 @@ func (e *env) startDaemon(ctx context.Context, set func(*config.Config)) (string
 	cfg.DBMaxConns = 40
 	cfg.StorageSigningSecret = "bench"
 	cfg.StorageDir = os.TempDir()
+	// The bench measures speed, not deadlines: generous ones keep a
+	// machine loaded by other work from failing a phase with 503s.
+	cfg.RequestTimeout, cfg.DBStatementTimeout = 2*time.Minute, time.Minute
+	cfg.DBConnectTimeout, cfg.DBAcquireTimeout = time.Minute, time.Minute
 	if set != nil {
 		set(&cfg)
 	}

@@ -38,6 +38,10 @@ const (
 	logTailLines = 20
 )
 
+// ErrPortTaken: the port asked for in Options.Port is in use, found
+// before the server started or by the server failing to bind it.
+var ErrPortTaken = errors.New("port taken")
+
 // Options configure a cluster.
 type Options struct {
 	// DataDir is where the cluster lives. initdb runs only if it holds no
@@ -157,7 +161,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	} else if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
-		return nil, fmt.Errorf("pgcluster: port %d on 127.0.0.1 is taken (another server?): %w", port, err)
+		return nil, fmt.Errorf("%w: pgcluster: port %d on 127.0.0.1 (another server?): %w", ErrPortTaken, port, err)
 	} else {
 		l.Close()
 	}
@@ -217,7 +221,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	version, err := c.waitReady(ctx)
 	if err != nil {
 		c.kill()
-		return nil, fmt.Errorf("%w%s", err, logTail(logPath, logOffset))
+		tail := logTail(logPath, logOffset)
+		if strings.Contains(tail, "could not bind") {
+			// Another server took the port between the check above and
+			// the bind (two clusters starting at once).
+			err = fmt.Errorf("%w: %w", ErrPortTaken, err)
+		}
+		return nil, fmt.Errorf("%w%s", err, tail)
 	}
 	logf("pgcluster: postgres %s listening on 127.0.0.1:%d (ready in %s)", version, port, time.Since(t0).Round(time.Millisecond))
 	return c, nil

@@ -175,7 +175,7 @@ func TestPortTaken(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 
 	c, err := Start(context.Background(), Options{DataDir: dir, Fast: true, Port: port})
-	if err == nil || !strings.Contains(err.Error(), "taken") {
+	if err == nil || !errors.Is(err, ErrPortTaken) {
 		_ = c.Stop(context.Background())
 		t.Fatalf("Start on a taken port: %v", err)
 	}

@@ -142,6 +142,7 @@ func TestFrozenDatabase(t *testing.T) {
 	cfg.RequestTimeout = 2 * time.Second
 	cfg.DBStatementTimeout = time.Second
 	cfg.DBConnectTimeout = 2 * time.Second
+	cfg.DBAcquireTimeout = time.Second
 	d := daemontest.Start(t, cfg)
 
 	pool, err := pgxpool.New(ctx, dsn)
@@ -241,7 +242,7 @@ func TestFrozenListenConnection(t *testing.T) {
 	cfg.KeyDisconnectedTTL = 500 * time.Millisecond
 	d := daemontest.Start(t, cfg)
 	require.Eventually(t, func() bool { return d.Do(t, "GET", "/readyz", "", nil).Status == http.StatusOK },
-		10*time.Second, 20*time.Millisecond)
+		hangGuard, 20*time.Millisecond)
 
 	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
 	require.NoError(t, err)
@@ -265,7 +266,7 @@ func TestFrozenListenConnection(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		return d.Do(t, "GET", "/v1/jobs", key, nil).Status == http.StatusUnauthorized
-	}, 15*time.Second, 50*time.Millisecond, "a revoked key is refused while the LISTEN backend is frozen")
+	}, hangGuard, 50*time.Millisecond, "a revoked key is refused while the LISTEN backend is frozen")
 
 	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
 	require.Eventually(t, func() bool { return d.Do(t, "GET", "/readyz", "", nil).Status == http.StatusOK },

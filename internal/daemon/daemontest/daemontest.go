@@ -44,6 +44,10 @@ func Config(t testing.TB) config.Config {
 	cfg.Argon2Iterations = 1
 	cfg.StorageSigningSecret = "test-storage-signing-secret"
 	cfg.LogLevel = "debug"
+	// Deadlines a loaded machine cannot trip: tests that are about the
+	// deadlines set short ones themselves.
+	cfg.RequestTimeout, cfg.DBStatementTimeout = 2*time.Minute, time.Minute
+	cfg.DBConnectTimeout, cfg.DBAcquireTimeout = time.Minute, time.Minute
 	return cfg
 }
 

@@ -15,13 +15,21 @@ import (
 func (e *env) cleanup(ctx context.Context) error {
 	repo := jobs.New(e.pool)
 	const writers = 8
-	write := func(ctx context.Context, lat *latencies) {
+	// Writers stop between statements when stop closes, never by a
+	// canceled context: canceling a statement mid-flight would measure
+	// cancellation, and can leave pgx a connection that fails its next use.
+	write := func(stop <-chan struct{}, lat *latencies) {
 		var wg sync.WaitGroup
 		for w := range writers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for ctx.Err() == nil {
+					select {
+					case <-stop:
+						return
+					default:
+					}
 					t := time.Now()
 					if _, _, err := repo.Create(ctx, newJob(w)); err != nil {
 						return
@@ -45,16 +53,18 @@ func (e *env) cleanup(ctx context.Context) error {
 	}
 
 	base := &latencies{}
-	bctx, cancel := context.WithTimeout(ctx, e.opts.Phase)
-	write(bctx, base)
-	cancel()
+	stopBase := make(chan struct{})
+	timer := time.AfterFunc(e.opts.Phase, func() { close(stopBase) })
+	write(stopBase, base)
+	timer.Stop()
 	e.rep.add("writer_p95_ms", base.percentile(95), "ms")
 
 	during := &latencies{}
-	wctx, stopWriters := context.WithCancel(ctx)
+	stopDuring := make(chan struct{})
+	stopWriters := func() { close(stopDuring) }
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); write(wctx, during) }()
+	go func() { defer wg.Done(); write(stopDuring, during) }()
 	prof := startProfile(ctx, e.pool)
 	start := time.Now()
 	maxBatches := 0

@@ -214,9 +214,16 @@ type sseStream struct {
 // written to, or the job is gone and end was sent).
 func (s *sseStream) drain(ctx context.Context) (caughtUp, stop bool) {
 	for {
-		rctx, cancel := context.WithTimeout(ctx, s.api.Hub.opts.ReadTimeout)
+		// A client that leaves does not cancel a read under way: it is
+		// short (bounded by ReadTimeout), and a statement canceled
+		// mid-flight can leave pgx a pooled connection whose next use by
+		// another request fails.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.api.Hub.opts.ReadTimeout)
 		evs, err := s.api.events.ListByJob(rctx, s.jobID, s.last, streamPage)
 		cancel()
+		if ctx.Err() != nil {
+			return false, true
+		}
 		switch {
 		case apperr.Is(err, apperr.NotFound):
 			// Cleanup deleted the job: nothing more will come.

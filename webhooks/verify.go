@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/clipper/clipper/internal/apperr"
+	"github.com/clipper/clipper/internal/whsec"
 )
 
 // The Standard Webhooks headers (https://www.standardwebhooks.com).
@@ -49,16 +51,11 @@ type Verifier struct{ key []byte }
 // NewVerifier parses a signing secret "whsec_<base64 key>", optionally
 // prefixed "v1," as Supabase writes it. Errors never repeat the secret.
 func NewVerifier(secret string) (*Verifier, error) {
-	s := strings.TrimPrefix(strings.TrimSpace(secret), "v1,")
-	b64, ok := strings.CutPrefix(s, "whsec_")
-	if !ok {
+	key, err := whsec.Key(secret)
+	switch {
+	case errors.Is(err, whsec.ErrPrefix):
 		return nil, apperr.New(apperr.InvalidInput, "webhook signing secret must start with whsec_")
-	}
-	key, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
-		key, err = base64.RawStdEncoding.DecodeString(b64)
-	}
-	if err != nil {
+	case err != nil:
 		return nil, apperr.New(apperr.InvalidInput, "webhook signing secret is not whsec_ followed by base64")
 	}
 	if len(key) < minSigningKeyLen {

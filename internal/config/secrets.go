@@ -1,10 +1,10 @@
 package config
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/clipper/clipper/internal/whsec"
 )
 
 // MinSecretBytes is the shortest webhook or storage-signing secret
@@ -27,13 +27,9 @@ func checkSecretLengths(c Config) []error {
 		short("CLIPPER_STORAGE_SIGNING_SECRET")
 	}
 	if s := c.WebhookSigningSecret; s != "" {
-		b64, ok := strings.CutPrefix(strings.TrimPrefix(s, "v1,"), "whsec_")
-		key, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil {
-			key, err = base64.RawStdEncoding.DecodeString(b64)
-		}
+		key, err := whsec.Key(s)
 		switch {
-		case !ok:
+		case errors.Is(err, whsec.ErrPrefix):
 			// Reported by Load: must start with whsec_.
 		case err != nil:
 			errs = append(errs, errors.New("CLIPPER_WEBHOOK_SIGNING_SECRET: must be whsec_ followed by base64"))

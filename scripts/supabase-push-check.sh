@@ -29,9 +29,19 @@ install_cli() {
     return
   fi
   command -v npm >/dev/null || die "npm is needed to install the Supabase CLI"
-  say "installing supabase@$SUPABASE_CLI_VERSION into $cli_dir"
   mkdir -p "$cli_dir"
-  (cd "$cli_dir" && npm install --silent --no-audit --no-fund --save-exact "supabase@$SUPABASE_CLI_VERSION" >&2)
+  # Two checkouts testing at once share this cache: one installs, the
+  # other waits for it (at most 10 minutes) and then finds it installed.
+  (
+    if command -v flock >/dev/null; then
+      flock -w 600 9 || die "another install of the Supabase CLI held $cli_dir/.lock for 10 minutes"
+    fi
+    if [ -x "$cli" ] && [ "$("$cli" --version 2>/dev/null)" = "$SUPABASE_CLI_VERSION" ]; then
+      exit 0
+    fi
+    say "installing supabase@$SUPABASE_CLI_VERSION into $cli_dir"
+    cd "$cli_dir" && npm install --silent --no-audit --no-fund --save-exact "supabase@$SUPABASE_CLI_VERSION" >&2
+  ) 9>"$cli_dir/.lock"
   [ -x "$cli" ] || die "npm did not produce $cli"
 }
 

@@ -14,7 +14,14 @@ fi
 
 step "shellcheck: the shell scripts"
 if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  apt-get install -y -qq shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; }
+  # Serialised: a second checkout testing at the same time would
+  # otherwise find apt's locks taken and fail. Waits at most 10 minutes.
+  (
+    flock -w 600 9 || { echo "apt-get: another install held /var/lock/clipper-apt.lock for 10 minutes"; exit 1; }
+    command -v shellcheck >/dev/null ||
+      apt-get install -y -qq shellcheck >/dev/null ||
+      { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; }
+  ) 9>/var/lock/clipper-apt.lock
 fi
 if command -v shellcheck >/dev/null; then
   shellcheck scripts/*.sh .ci/run

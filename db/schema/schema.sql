@@ -228,12 +228,19 @@ $$;
 --
 
 CREATE FUNCTION clipper_internal.job_events_notify() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 begin
-  -- One notification per job and statement, with ids only (NOTIFY payloads
-  -- must stay under 8000 bytes).
+  -- Nobody streams anything: the common case costs one probe of a small
+  -- table.
+  if not exists (select 1 from clipper_internal.job_watches where expires_at > now()) then
+    return null;
+  end if;
+  -- One notification per watched job and statement, with ids only
+  -- (NOTIFY payloads must stay under 8000 bytes). A job's first event
+  -- (status queued, no "from") is not notified: nobody can be waiting on a
+  -- job that did not exist.
   perform pg_notify('clipper_job_events', json_build_object(
       'job_id', s.job_id, 'event_id', s.event_id, 'status', s.status)::text)
   from (
@@ -242,7 +249,9 @@ begin
     from new_events
     where not (type = 'status' and not data ? 'from')
     group by job_id
-  ) s;
+  ) s
+  where exists (select 1 from clipper_internal.job_watches w
+                where w.job_id = s.job_id and w.expires_at > now());
   return null;
 end
 $$;
@@ -711,6 +720,22 @@ WITH (fillfactor='70');
 COMMENT ON TABLE clipper_internal.api_key_rate_limits IS 'GCRA state per API key: the theoretical arrival time of the next request.';
 
 --
+-- Name: job_watches; Type: TABLE; Schema: clipper_internal; Owner: -
+--
+
+CREATE TABLE clipper_internal.job_watches (
+    job_id uuid NOT NULL,
+    daemon_id uuid NOT NULL,
+    expires_at timestamp with time zone NOT NULL
+);
+
+--
+-- Name: TABLE job_watches; Type: COMMENT; Schema: clipper_internal; Owner: -
+--
+
+COMMENT ON TABLE clipper_internal.job_watches IS 'Jobs with a live event stream, per daemon process, leased: only their events are NOTIFYed on clipper_job_events.';
+
+--
 -- Name: object_deletions; Type: TABLE; Schema: clipper_internal; Owner: -
 --
 
@@ -981,6 +1006,13 @@ ALTER TABLE ONLY auth.users
 
 ALTER TABLE ONLY clipper_internal.api_key_rate_limits
     ADD CONSTRAINT api_key_rate_limits_pkey PRIMARY KEY (key_id);
+
+--
+-- Name: job_watches job_watches_pkey; Type: CONSTRAINT; Schema: clipper_internal; Owner: -
+--
+
+ALTER TABLE ONLY clipper_internal.job_watches
+    ADD CONSTRAINT job_watches_pkey PRIMARY KEY (job_id, daemon_id);
 
 --
 -- Name: object_deletions object_deletions_bucket_name_key; Type: CONSTRAINT; Schema: clipper_internal; Owner: -
@@ -1291,6 +1323,12 @@ ALTER TABLE ONLY storage.objects
 --
 
 ALTER TABLE clipper_internal.api_key_rate_limits ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: job_watches; Type: ROW SECURITY; Schema: clipper_internal; Owner: -
+--
+
+ALTER TABLE clipper_internal.job_watches ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: object_deletions; Type: ROW SECURITY; Schema: clipper_internal; Owner: -

@@ -12,6 +12,7 @@ import (
 	"github.com/clipper/clipper/internal/notify"
 	"github.com/clipper/clipper/internal/retention"
 	"github.com/clipper/clipper/internal/storage"
+	"github.com/clipper/clipper/internal/watches"
 	"github.com/clipper/clipper/webhooks"
 )
 
@@ -56,9 +57,12 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 
 	// --- jobs API ---
 	{
+		// The database notifies only the events of jobs some daemon streams.
+		watched := watches.New(f.db, watches.Options{Logger: f.log})
+		f.background("job watches", watched.Run)
 		hub := jobsapi.NewHubWith(f.listener, f.log, jobsapi.HubOptions{
 			PerKey: f.cfg.StreamsPerKey, Total: f.cfg.StreamsMax, ReadTimeout: f.cfg.RequestTimeout,
-			KeyCheck: keys.Get, Gauge: f.metrics.EventStreams,
+			KeyCheck: keys.Get, Gauge: f.metrics.EventStreams, Watches: watched,
 		})
 		f.background("job event streams", hub.Run)
 		if err := jobsapi.Register(e, jobsapi.Deps{

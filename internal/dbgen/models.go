@@ -162,6 +162,13 @@ type ClipperInternalApiKeyRateLimit struct {
 	Tat   time.Time `json:"tat"`
 }
 
+// Jobs with a live event stream, per daemon process, leased: only their events are NOTIFYed on clipper_job_events.
+type ClipperInternalJobWatch struct {
+	JobID     uuid.UUID `json:"job_id"`
+	DaemonID  uuid.UUID `json:"daemon_id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 // Storage objects of deleted jobs, waiting to be deleted through Storage; filled by the jobs delete trigger.
 type ClipperInternalObjectDeletion struct {
 	ID            int64         `json:"id"`

@@ -20,6 +20,7 @@ import (
 	"github.com/clipper/clipper/internal/events"
 	"github.com/clipper/clipper/internal/jobs"
 	"github.com/clipper/clipper/internal/pgtest"
+	"github.com/clipper/clipper/internal/watches"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -257,6 +258,12 @@ func TestAppendBatch(t *testing.T) {
 		defer listener.Close(ctx)
 		_, err = listener.Exec(ctx, "listen clipper_job_events")
 		require.NoError(t, err)
+		// Only streamed jobs are notified (internal/watches).
+		watched := watches.New(pool, watches.Options{})
+		for _, job := range []uuid.UUID{a, bJob} {
+			_, err = watched.Watch(ctx, job)
+			require.NoError(t, err)
+		}
 
 		var batch []events.NewEvent
 		for i := range 50 {

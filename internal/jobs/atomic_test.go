@@ -15,6 +15,7 @@ import (
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/jobs"
 	"github.com/clipper/clipper/internal/pgtest"
+	"github.com/clipper/clipper/internal/watches"
 )
 
 // A status change and its event are one: whatever undoes the change
@@ -119,6 +120,9 @@ func TestTransitionIsAtomic(t *testing.T) {
 		require.NoError(t, err)
 		defer listener.Close(ctx)
 		_, err = listener.Exec(ctx, "listen clipper_job_events")
+		require.NoError(t, err)
+		// Only streamed jobs are notified (internal/watches).
+		_, err = watches.New(pool, watches.Options{}).Watch(ctx, j.ID)
 		require.NoError(t, err)
 		wait := func(d time.Duration) (map[string]any, bool) {
 			wctx, cancel := context.WithTimeout(ctx, d)

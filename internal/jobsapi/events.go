@@ -112,8 +112,9 @@ func parseAfter(c echo.Context, stream bool) (int64, error) {
 // or the periodic re-read all do the same thing, read the job's events
 // after the last one sent. Events of a job are committed in stream order
 // (see internal/events), so this read has no gap and sends nothing twice.
-// The stream registers with the hub before its first read, so an event
-// committed after that read always wakes it.
+// The stream registers with the hub, then has the database notify its
+// job's events (Watches), before its first read, so an event committed
+// after that read always wakes it.
 //
 // A stream outlives the request deadline, so each of its reads has a
 // deadline of its own. It ends, after an error event, when its key stops
@@ -128,6 +129,13 @@ func (a *api) stream(c echo.Context, job jobs.Job, after int64) error {
 		return err
 	}
 	defer stop()
+	// From here on the database notifies the job's events; anything
+	// committed before is in the first read.
+	unannounce, err := a.Hub.announce(c.Request().Context(), job.ID)
+	if err != nil {
+		return err
+	}
+	defer unannounce()
 
 	// The first read comes before the response starts, so that a bad
 	// position is still an ordinary error response. It runs within the

@@ -51,6 +51,15 @@ type HubOptions struct {
 	KeyCheck func(ctx context.Context, id uuid.UUID) (apikeys.Key, error)
 	// Gauge, if set, is kept equal to the number of open streams.
 	Gauge prometheus.Gauge
+	// Watches records each streamed job in the database, which notifies
+	// only the events of watched jobs (see internal/watches). Nil: streams
+	// rely on their periodic re-read alone.
+	Watches Watches
+}
+
+// Watches is what the hub needs of a watches.Registry.
+type Watches interface {
+	Watch(ctx context.Context, jobID uuid.UUID) (release func(), err error)
 }
 
 func (o *HubOptions) defaults() {
@@ -284,6 +293,16 @@ func (h *Hub) checkKeys(ctx context.Context, ids []uuid.UUID) {
 			h.mu.Unlock()
 		}
 	}
+}
+
+// announce tells the database that jobID is streamed, so that its events
+// are notified from now on (see Watches). Called after watch and before
+// the stream's first read.
+func (h *Hub) announce(ctx context.Context, jobID uuid.UUID) (release func(), err error) {
+	if h.opts.Watches == nil {
+		return func() {}, nil
+	}
+	return h.opts.Watches.Watch(ctx, jobID)
 }
 
 // Streams returns how many streams are open.

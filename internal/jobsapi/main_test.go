@@ -26,6 +26,7 @@ import (
 	"github.com/clipper/clipper/internal/notify"
 	"github.com/clipper/clipper/internal/pgtest"
 	"github.com/clipper/clipper/internal/storage"
+	"github.com/clipper/clipper/internal/watches"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -102,7 +103,9 @@ func setup(t *testing.T, opts ...func(*options)) *testBundle {
 			}
 		}
 	}
-	hub := jobsapi.NewHub(listener, log)
+	watched := watches.New(pool, watches.Options{Logger: log})
+	go watched.Run(ctx)
+	hub := jobsapi.NewHubWith(listener, log, jobsapi.HubOptions{Watches: watched})
 	go hub.Run(ctx)
 	if !o.noListen {
 		go func() { _ = listener.Run(ctx) }()

@@ -161,19 +161,21 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		{"single-row creates", e.createSingle},
 		{"batch creates", e.createBatch},
 		{"job lifecycle", e.lifecycle},
+		{"progress reports", e.progress},
 		{"event appends", e.eventAppends},
 		{"bulk load", e.load},
 		{"read latency", e.latency},
 		{"cleanup under writers", e.cleanup},
 		{"group commit", e.groupCommit},
 		{"daemon over HTTP", e.http},
+		{"event stream latency", e.streamLatency},
 		{"auth under attack", e.authFlood},
 	}
 	for _, p := range phases {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		if (p.name == "daemon over HTTP" || p.name == "auth under attack") && opts.SkipHTTP {
+		if (p.name == "daemon over HTTP" || p.name == "event stream latency" || p.name == "auth under attack") && opts.SkipHTTP {
 			continue
 		}
 		start := time.Now()

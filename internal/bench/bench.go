@@ -161,6 +161,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		{"single-row creates", e.createSingle},
 		{"batch creates", e.createBatch},
 		{"job lifecycle", e.lifecycle},
+		{"job lifecycle in SQL (pgbench)", e.lifecycleSQL},
 		{"progress reports", e.progress},
 		{"event appends", e.eventAppends},
 		{"bulk load", e.load},

@@ -31,7 +31,7 @@ func TestBenchReportsEveryMetric(t *testing.T) {
 	require.NoError(t, err)
 	want := []string{
 		"create_single", "create_batch", "lifecycle", "event_append_single", "event_append_batch",
-		"progress_unwatched", "progress_all_watched", "stream_event_latency_p95_ms",
+		"lifecycle_sql", "lifecycle_vs_sql", "progress_unwatched", "progress_all_watched", "stream_event_latency_p95_ms",
 		"list_by_status_p95_ms", "list_by_status_deep_p95_ms", "get_job_p95_ms", "events_by_job_p95_ms",
 		"expired_select_p95_ms", "list_by_status_p50_ms", "list_by_status_p99_ms",
 		"cleanup_events_per_s", "writer_p95_ms_during_cleanup", "writer_p95_ms", "peak_rss_mb",

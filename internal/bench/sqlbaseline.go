@@ -28,7 +28,7 @@ func (e *env) lifecycleSQL(ctx context.Context) error {
 		e.logf("  lifecycle_sql skipped: %v", err)
 		return nil
 	}
-	if _, err := e.pool.Exec(ctx, "update jobs set status = 'canceled' where status = 'queued'"); err != nil {
+	if err := e.emptyQueue(ctx); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "clipper-bench-sql-")

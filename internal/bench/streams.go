@@ -63,7 +63,7 @@ func (e *env) progress(ctx context.Context) error {
 // holdJobs creates n jobs (owned by owner, if valid) and claims them for
 // one bench worker, from an empty queue.
 func (e *env) holdJobs(ctx context.Context, n int, owner uuid.NullUUID) ([]uuid.UUID, string, error) {
-	if _, err := e.pool.Exec(ctx, "update jobs set status = 'canceled' where status = 'queued'"); err != nil {
+	if err := e.emptyQueue(ctx); err != nil {
 		return nil, "", err
 	}
 	repo := jobs.New(e.pool)

@@ -14,20 +14,23 @@ import (
 // MaxBatchCreate bounds one CreateBatch call.
 const MaxBatchCreate = 10000
 
-// CreateBatch inserts many queued jobs with one COPY and returns how many
-// it inserted; each still gets its status event from the trigger. It takes
-// no idempotency keys (COPY cannot skip a conflict): replayable creates go
-// through Create. Every job is validated first; one invalid job fails the
-// whole batch before anything is written.
+// CreateBatch inserts many queued jobs and returns how many it inserted;
+// each still gets its status event from the trigger. It takes no
+// idempotency keys: replayable creates go through Create. Every job is
+// validated first; one invalid job fails the whole batch before anything
+// is written.
+//
+// Up to copyThreshold jobs go in one INSERT from arrays: one round trip
+// with a cached plan, where COPY takes three (the server's clock for
+// run_at, pgx's describe of the columns, the COPY). Larger batches go
+// through COPY, which costs the server less per row. Measured from one
+// client (jobs/s, arrays vs COPY): 10 jobs 19 500 vs 14 600, 100 jobs
+// 37 900 vs 35 100, 300 jobs 39 200 vs 40 000, 1000 jobs 39 700 vs 41 500.
 func (r *Repo) CreateBatch(ctx context.Context, batch []CreateParams) (int64, error) {
 	if len(batch) == 0 || len(batch) > MaxBatchCreate {
 		return 0, invalid("a batch holds 1 to %d jobs", MaxBatchCreate)
 	}
-	now, err := r.q.DatabaseNow(ctx)
-	if err != nil {
-		return 0, apperr.FromDB(err, "job")
-	}
-	rows := make([]dbgen.CopyJobsParams, len(batch))
+	args := make([]dbgen.InsertJobParams, len(batch))
 	for i, p := range batch {
 		if p.IdempotencyKey != "" {
 			return 0, invalid("job %d: batch create takes no idempotency keys; use Create", i)
@@ -36,6 +39,54 @@ func (r *Repo) CreateBatch(ctx context.Context, batch []CreateParams) (int64, er
 		if err != nil {
 			return 0, apperr.Wrap(err, apperr.InvalidInput, "job %d: %s", i, apperr.EnvelopeOf(err).Message)
 		}
+		args[i] = arg
+	}
+	if len(args) <= copyThreshold {
+		return r.insertArrays(ctx, args)
+	}
+	return r.copy(ctx, args)
+}
+
+// copyThreshold is the largest batch CreateBatch inserts from arrays.
+const copyThreshold = 200
+
+// insertJobsFromArrays is CopyJobs as one statement. It is not a sqlc
+// query: sqlc types uuid[] and text[] parameters as slices without nulls.
+const insertJobsFromArrays = `insert into jobs (owner_id, api_key_id, source_type, source_url, source_object, params, max_attempts, run_at, expires_at)
+select b.owner_id, b.api_key_id, b.source_type::job_source_type, b.source_url, b.source_object, b.params::jsonb,
+       b.max_attempts, coalesce(b.run_at, now()), b.expires_at
+from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::timestamptz[], $9::timestamptz[])
+  as b(owner_id, api_key_id, source_type, source_url, source_object, params, max_attempts, run_at, expires_at)`
+
+func (r *Repo) insertArrays(ctx context.Context, args []dbgen.InsertJobParams) (int64, error) {
+	n := len(args)
+	var (
+		owners, keys  = make([]uuid.NullUUID, n), make([]uuid.NullUUID, n)
+		types         = make([]string, n)
+		urls, objects = make([]*string, n), make([]*string, n)
+		params        = make([]string, n)
+		attempts      = make([]int32, n)
+		runAt, expire = make([]*time.Time, n), make([]*time.Time, n)
+	)
+	for i, a := range args {
+		owners[i], keys[i], types[i] = a.OwnerID, a.ApiKeyID, string(a.SourceType)
+		urls[i], objects[i], params[i] = a.SourceUrl, a.SourceObject, string(a.Params)
+		attempts[i], runAt[i], expire[i] = a.MaxAttempts, a.RunAt, a.ExpiresAt
+	}
+	tag, err := r.db.Exec(ctx, insertJobsFromArrays, owners, keys, types, urls, objects, params, attempts, runAt, expire)
+	if err != nil {
+		return 0, apperr.FromDB(err, "job")
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (r *Repo) copy(ctx context.Context, args []dbgen.InsertJobParams) (int64, error) {
+	now, err := r.q.DatabaseNow(ctx)
+	if err != nil {
+		return 0, apperr.FromDB(err, "job")
+	}
+	rows := make([]dbgen.CopyJobsParams, len(args))
+	for i, arg := range args {
 		runAt := now
 		if arg.RunAt != nil {
 			runAt = *arg.RunAt

@@ -16,29 +16,62 @@ import (
 	"github.com/clipper/clipper/internal/pgtest"
 )
 
+// Small batches go in one INSERT from arrays, large ones through COPY:
+// both write the same jobs, with every field, and their events.
 func TestCreateBatch(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	tx := pgtest.Tx(t)
-	repo := jobs.New(tx)
+	for _, size := range []int{50, 250} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			tx := pgtest.Tx(t)
+			repo := jobs.New(tx)
 
-	batch := make([]jobs.CreateParams, 250)
-	for i := range batch {
-		batch[i] = jobs.CreateParams{SourceURL: fmt.Sprintf("https://youtu.be/batch%d", i), Params: json.RawMessage(`{"start":1}`)}
+			owner := uuid.New()
+			_, err := tx.Exec(ctx, "insert into auth.users (id) values ($1)", owner)
+			require.NoError(t, err)
+			runAt := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+			expires := runAt.Add(24 * time.Hour)
+			batch := make([]jobs.CreateParams, size)
+			for i := range batch {
+				batch[i] = jobs.CreateParams{SourceURL: fmt.Sprintf("https://youtu.be/batch%d", i), Params: json.RawMessage(`{"start":1}`)}
+			}
+			batch[7] = jobs.CreateParams{SourceObject: "user/video.mp4"}
+			batch[9] = jobs.CreateParams{SourceURL: "https://youtu.be/batch-full", OwnerID: uuid.NullUUID{UUID: owner, Valid: true},
+				Params: json.RawMessage(`{"end":9}`), MaxAttempts: 5, RunAt: &runAt, ExpiresAt: &expires}
+			n, err := repo.CreateBatch(ctx, batch)
+			require.NoError(t, err)
+			require.EqualValues(t, size, n)
+
+			var jobsN, events, uploads, runNow int
+			require.NoError(t, tx.QueryRow(ctx, `select count(*), count(*) filter (where source_type = 'upload'),
+				count(*) filter (where run_at = now())
+				from jobs where status = 'queued' and (source_url like 'https://youtu.be/batch%' or source_object = 'user/video.mp4')`).
+				Scan(&jobsN, &uploads, &runNow))
+			require.NoError(t, tx.QueryRow(ctx, `select count(*) from job_events e join jobs j on j.id = e.job_id
+				where e.type = 'status' and (j.source_url like 'https://youtu.be/batch%' or j.source_object = 'user/video.mp4')`).Scan(&events))
+			require.Equal(t, size, jobsN)
+			require.Equal(t, 1, uploads)
+			require.Equal(t, size-1, runNow, "run_at defaults to the database's now()")
+			require.Equal(t, size, events, "each job gets its status event")
+
+			var (
+				gotOwner    uuid.NullUUID
+				gotAttempts int
+				gotRun      time.Time
+				gotExpires  *time.Time
+				gotParams   string
+			)
+			require.NoError(t, tx.QueryRow(ctx, `select owner_id, max_attempts, run_at, expires_at, params::text
+				from jobs where source_url = 'https://youtu.be/batch-full'`).Scan(&gotOwner, &gotAttempts, &gotRun, &gotExpires, &gotParams))
+			require.Equal(t, uuid.NullUUID{UUID: owner, Valid: true}, gotOwner)
+			require.Equal(t, 5, gotAttempts)
+			require.True(t, runAt.Equal(gotRun), "run_at %v, want %v", gotRun, runAt)
+			require.NotNil(t, gotExpires)
+			require.True(t, expires.Equal(*gotExpires))
+			require.JSONEq(t, `{"end":9}`, gotParams)
+		})
 	}
-	batch[7] = jobs.CreateParams{SourceObject: "user/video.mp4"}
-	n, err := repo.CreateBatch(ctx, batch)
-	require.NoError(t, err)
-	require.EqualValues(t, 250, n)
-
-	var jobsN, events, uploads int
-	require.NoError(t, tx.QueryRow(ctx, `select count(*), count(*) filter (where source_type = 'upload')
-		from jobs where status = 'queued' and (source_url like 'https://youtu.be/batch%' or source_object = 'user/video.mp4')`).Scan(&jobsN, &uploads))
-	require.NoError(t, tx.QueryRow(ctx, `select count(*) from job_events e join jobs j on j.id = e.job_id
-		where e.type = 'status' and (j.source_url like 'https://youtu.be/batch%' or j.source_object = 'user/video.mp4')`).Scan(&events))
-	require.Equal(t, 250, jobsN)
-	require.Equal(t, 1, uploads)
-	require.Equal(t, 250, events, "each job gets its status event")
 }
 
 func TestCreateBatchRefusesBadInputWholesale(t *testing.T) {

@@ -17,11 +17,12 @@ import (
 
 // Repo reads and writes jobs through one database handle.
 type Repo struct {
-	q *dbgen.Queries
+	db database.DB
+	q  *dbgen.Queries
 }
 
 // New returns a Repo on db: a pool, a connection or a transaction.
-func New(db database.DB) *Repo { return &Repo{q: dbgen.New(db)} }
+func New(db database.DB) *Repo { return &Repo{db: db, q: dbgen.New(db)} }
 
 // WithDB returns a copy of r bound to db, typically a caller's transaction.
 func (r *Repo) WithDB(db database.DB) *Repo { return New(db) }

@@ -34,7 +34,7 @@ func TestBenchReportsEveryMetric(t *testing.T) {
 		"lifecycle_sql", "lifecycle_vs_sql", "progress_unwatched", "progress_all_watched", "stream_event_latency_p95_ms",
 		"list_by_status_p95_ms", "list_by_status_deep_p95_ms", "get_job_p95_ms", "events_by_job_p95_ms",
 		"expired_select_p95_ms", "list_by_status_p50_ms", "list_by_status_p99_ms",
-		"cleanup_events_per_s", "writer_p95_ms_during_cleanup", "writer_p95_ms", "peak_rss_mb",
+		"cleanup_events_per_s", "cleanup_objects_per_s", "writer_p95_ms_during_cleanup", "writer_p95_ms", "peak_rss_mb",
 		"http_get_job_p95_ms", "http_get_job_rps", "http_create_job_p95_ms",
 		"auth_baseline_valid_rps", "auth_baseline_cached_key_p95_ms",
 		"auth_flood_valid_rps", "auth_flood_cached_key_p95_ms", "auth_flood_new_key_p95_ms", "auth_flood_attack_refused_fast",

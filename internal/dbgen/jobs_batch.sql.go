@@ -81,3 +81,65 @@ func (q *Queries) DatabaseNow(ctx context.Context) (time.Time, error) {
 	err := row.Scan(&column_1)
 	return column_1, err
 }
+
+const insertJobs = `-- name: InsertJobs :many
+insert into jobs (
+  id, owner_id, api_key_id, source_type, source_url, source_object, params,
+  max_attempts, run_at, expires_at
+)
+select b.id, b.owner_id, b.api_key_id, b.source_type, b.source_url, b.source_object, b.params,
+       b.max_attempts, coalesce(b.run_at, now()), b.expires_at
+from jsonb_to_recordset($1::jsonb) as b(
+  id uuid, owner_id uuid, api_key_id uuid, source_type job_source_type, source_url text,
+  source_object text, params jsonb, max_attempts integer, run_at timestamptz, expires_at timestamptz)
+returning id, owner_id, api_key_id, source_type, source_url, source_object, params, status, attempts, max_attempts, idempotency_key, idempotency_scope, run_at, worker_id, claimed_at, last_heartbeat_at, started_at, finished_at, progress, result_keys, error_code, error_message, created_at, updated_at, expires_at
+`
+
+// Many creates without idempotency keys in one statement: the group
+// commit's batch (internal/jobs/groupcommit.go). The caller picks the ids,
+// to hand each caller its own row.
+func (q *Queries) InsertJobs(ctx context.Context, jobs json.RawMessage) ([]Job, error) {
+	rows, err := q.db.Query(ctx, insertJobs, jobs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Job{}
+	for rows.Next() {
+		var i Job
+		if err := rows.Scan(
+			&i.ID,
+			&i.OwnerID,
+			&i.ApiKeyID,
+			&i.SourceType,
+			&i.SourceUrl,
+			&i.SourceObject,
+			&i.Params,
+			&i.Status,
+			&i.Attempts,
+			&i.MaxAttempts,
+			&i.IdempotencyKey,
+			&i.IdempotencyScope,
+			&i.RunAt,
+			&i.WorkerID,
+			&i.ClaimedAt,
+			&i.LastHeartbeatAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.Progress,
+			&i.ResultKeys,
+			&i.ErrorCode,
+			&i.ErrorMessage,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.ExpiresAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

@@ -3,9 +3,12 @@ package jobs
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/clipper/clipper/internal/apperr"
@@ -106,8 +109,15 @@ func (g *GroupCommit) run(ctx context.Context, calls []*batcher.Call[createCall,
 		return cmp.Compare(a.In.key(), b.In.key())
 	})
 	retries := 0
+	many := true
 	for len(live) > 0 {
-		bad, err := g.try(ctx, live)
+		bad, err := g.try(ctx, live, many)
+		if errors.Is(err, errFaultAmongMany) {
+			// Some create of the multi-row insert is at fault: one
+			// statement each finds which.
+			many = false
+			continue
+		}
 		if bad < 0 && batcher.Retryable(err) && retries < batcher.MaxRetries {
 			retries++
 			continue
@@ -125,10 +135,17 @@ func (g *GroupCommit) run(ctx context.Context, calls []*batcher.Call[createCall,
 	}
 }
 
-// try runs live in one transaction. It returns the index of a create whose
-// own error aborted the transaction, or -1 and the batch's outcome. On
-// success every live call has its result, set only after the commit.
-func (g *GroupCommit) try(ctx context.Context, live []*batcher.Call[createCall, createResult]) (int, error) {
+// errFaultAmongMany: the multi-row insert of a batch's unkeyed creates
+// failed for one create's values, not known which.
+var errFaultAmongMany = errors.New("a create of the multi-row insert is at fault")
+
+// try runs live in one transaction. With many, the unkeyed creates (sorted
+// first) go in one multi-row INSERT, the keyed ones one statement each. It
+// returns the index of a create whose own error aborted the transaction
+// (errFaultAmongMany if it was in the multi-row insert), or -1 and the
+// batch's outcome. On success every live call has its result, set only
+// after the commit.
+func (g *GroupCommit) try(ctx context.Context, live []*batcher.Call[createCall, createResult], many bool) (int, error) {
 	tx, err := g.db.Begin(ctx)
 	if err != nil {
 		return -1, apperr.FromDB(err, "transaction")
@@ -137,7 +154,29 @@ func (g *GroupCommit) try(ctx context.Context, live []*batcher.Call[createCall, 
 	r := New(tx)
 	out := make([]createResult, len(live))
 	errs := make([]error, len(live))
-	for i, c := range live {
+	first := 0
+	if many {
+		unkeyed := 0
+		for unkeyed < len(live) && live[unkeyed].In.key() == "" {
+			unkeyed++
+		}
+		if unkeyed > 1 {
+			jobs, err := r.insertMany(ctx, live[:unkeyed])
+			switch {
+			case err == nil:
+			case batcher.ItemFault(err):
+				return -1, errFaultAmongMany
+			default:
+				return -1, err
+			}
+			for i, j := range jobs {
+				out[i] = createResult{job: j, created: true}
+			}
+			first = unkeyed
+		}
+	}
+	for i := first; i < len(live); i++ {
+		c := live[i]
 		job, created, err := r.insert(ctx, c.In.p, c.In.arg)
 		switch {
 		case err == nil:
@@ -164,4 +203,63 @@ func (g *GroupCommit) try(ctx context.Context, live []*batcher.Call[createCall, 
 		c.Out, c.Err = out[i], errs[i]
 	}
 	return -1, nil
+}
+
+// newJobRow is one create of InsertJobs, as jsonb_to_recordset reads it.
+type newJobRow struct {
+	ID           uuid.UUID       `json:"id"`
+	OwnerID      uuid.NullUUID   `json:"owner_id"`
+	APIKeyID     uuid.NullUUID   `json:"api_key_id"`
+	SourceType   string          `json:"source_type"`
+	SourceURL    *string         `json:"source_url"`
+	SourceObject *string         `json:"source_object"`
+	Params       json.RawMessage `json:"params"`
+	MaxAttempts  int32           `json:"max_attempts"`
+	RunAt        *time.Time      `json:"run_at"`
+	ExpiresAt    *time.Time      `json:"expires_at"`
+}
+
+// insertMany inserts unkeyed creates in one statement and returns their
+// jobs in the calls' order.
+func (r *Repo) insertMany(ctx context.Context, calls []*batcher.Call[createCall, createResult]) ([]Job, error) {
+	rows := make([]newJobRow, len(calls))
+	for i, c := range calls {
+		a := c.In.arg
+		rows[i] = newJobRow{
+			ID: uuid.New(), OwnerID: a.OwnerID, APIKeyID: a.ApiKeyID, SourceType: string(a.SourceType),
+			SourceURL: a.SourceUrl, SourceObject: a.SourceObject, Params: a.Params, MaxAttempts: a.MaxAttempts,
+			// Microseconds, as the database keeps them (and as pgx sends
+			// them for a single create).
+			RunAt: truncateMicro(a.RunAt), ExpiresAt: truncateMicro(a.ExpiresAt),
+		}
+	}
+	body, err := json.Marshal(rows)
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.Internal, "internal error")
+	}
+	got, err := r.q.InsertJobs(ctx, body)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[uuid.UUID]dbgen.Job, len(got))
+	for _, j := range got {
+		byID[j.ID] = j
+	}
+	out := make([]Job, len(rows))
+	for i, row := range rows {
+		j, ok := byID[row.ID]
+		if !ok {
+			return nil, apperr.New(apperr.Internal, "a created job is missing from the insert's rows")
+		}
+		out[i] = fromDB(j)
+	}
+	return out, nil
+}
+
+func truncateMicro(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.Truncate(time.Microsecond)
+	return &u
 }

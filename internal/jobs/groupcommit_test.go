@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -283,4 +284,53 @@ func TestGroupCommitCloseCommitsPending(t *testing.T) {
 	}
 	_, _, err := b.gc.Create(b.ctx, job(videoURL+"&after"))
 	require.Equal(t, apperr.Unavailable, apperr.CodeOf(err))
+}
+
+// A batch's unkeyed creates go in one multi-row insert; each caller still
+// gets exactly its own job, with its own values, as Repo.Create would
+// have written it.
+func TestGroupCommitManyUnkeyedCreates(t *testing.T) {
+	t.Parallel()
+	b := setupGroupCommit(t, false)
+	owner := uuid.NullUUID{UUID: newUser(t, b.pool), Valid: true}
+	runAt := time.Now().Add(time.Hour).Round(time.Microsecond)
+	var outs []<-chan createOutcome
+	var want []jobs.CreateParams
+	for i := range 12 {
+		p := job(fmt.Sprintf("%s&many=%d", videoURL, i))
+		p.Params = json.RawMessage(fmt.Sprintf(`{"start":%d}`, i))
+		switch i % 3 {
+		case 1:
+			p.OwnerID, p.MaxAttempts = owner, 7
+		case 2:
+			at := runAt.Add(time.Duration(i) * time.Second)
+			p.RunAt = &at
+		}
+		want = append(want, p)
+		outs = append(outs, b.submit(t, b.ctx, p))
+	}
+	b.gc.Flush()
+	ids := map[uuid.UUID]bool{}
+	for i, c := range outs {
+		o := wait(t, c)
+		require.NoError(t, o.err)
+		require.True(t, o.created)
+		require.False(t, ids[o.job.ID], "every caller gets a job of its own")
+		ids[o.job.ID] = true
+		// What the caller got is what the database holds.
+		stored, err := jobs.New(b.pool).Get(b.ctx, o.job.ID)
+		require.NoError(t, err)
+		require.Equal(t, stored, o.job)
+		require.Equal(t, want[i].SourceURL, *o.job.SourceURL)
+		require.JSONEq(t, string(want[i].Params), string(o.job.Params))
+		require.Equal(t, want[i].OwnerID, o.job.OwnerID)
+		if want[i].MaxAttempts != 0 {
+			require.Equal(t, want[i].MaxAttempts, o.job.MaxAttempts)
+		}
+		if want[i].RunAt != nil {
+			require.True(t, want[i].RunAt.Equal(o.job.RunAt))
+		}
+		require.Equal(t, []statusEvent{{To: "queued"}}, statusEvents(t, b.pool, o.job.ID))
+	}
+	require.EqualValues(t, 1, b.batches.Load(), "one commit for the batch")
 }

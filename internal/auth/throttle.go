@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/clipper/clipper/internal/apikeys"
 	"github.com/clipper/clipper/internal/apperr"
 )
@@ -41,8 +39,8 @@ type throttle struct {
 	now               func() time.Time
 
 	mu      sync.Mutex
-	keys    map[string]*rate.Limiter
-	clients map[string]*rate.Limiter
+	keys    map[string]*tokenBucket
+	clients map[string]*tokenBucket
 
 	pending chan struct{} // one slot per verification running or waiting
 }
@@ -54,7 +52,7 @@ const throttleMaxEntries = 100_000
 func newThrottle(perKey, perClient, maxPending int, now func() time.Time) *throttle {
 	return &throttle{
 		perKey: perKey, perClient: perClient, now: now,
-		keys: map[string]*rate.Limiter{}, clients: map[string]*rate.Limiter{},
+		keys: map[string]*tokenBucket{}, clients: map[string]*tokenBucket{},
 		pending: make(chan struct{}, maxPending),
 	}
 }
@@ -76,11 +74,11 @@ func retryAfterOf(err error) (time.Duration, bool) {
 // ticket holds the tokens one verification took from its buckets.
 type ticket struct {
 	t      *throttle
-	client *rate.Reservation // nil without a client
-	key    *rate.Reservation
+	client *tokenBucket // nil without a client
+	key    *tokenBucket
 }
 
-// take reserves one failure from the buckets of lookupID and client (""
+// take takes one failure from the buckets of lookupID and client (""
 // for none), or refuses with 429 if either is empty.
 func (t *throttle) take(lookupID, client string) (*ticket, error) {
 	now := t.now()
@@ -88,42 +86,78 @@ func (t *throttle) take(lookupID, client string) (*ticket, error) {
 	defer t.mu.Unlock()
 	tk := &ticket{t: t}
 	if client != "" {
-		r := bucket(t.clients, client, t.perClient, now).ReserveN(now, 1)
-		if d := r.DelayFrom(now); d > 0 {
-			r.CancelAt(now)
-			return nil, throttled(d)
+		b := bucket(t.clients, client, t.perClient, now)
+		if wait := b.take(now); wait > 0 {
+			return nil, throttled(wait)
 		}
-		tk.client = r
+		tk.client = b
 	}
-	r := bucket(t.keys, lookupID, t.perKey, now).ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
+	b := bucket(t.keys, lookupID, t.perKey, now)
+	if wait := b.take(now); wait > 0 {
 		if tk.client != nil {
-			tk.client.CancelAt(now)
+			tk.client.giveBack(now)
 		}
-		return nil, throttled(d)
+		return nil, throttled(wait)
 	}
-	tk.key = r
+	tk.key = b
 	return tk, nil
 }
 
 // done gives back the tokens of a verification that did not fail: a
 // valid key, a database error, or (for the lookup id's bucket) an
-// unknown lookup id, which costs no argon2id.
+// unknown lookup id, which costs no argon2id. The verification took
+// time: the tokens go back at the time it ended.
 func (tk *ticket) done(err error) {
 	now := tk.t.now()
 	tk.t.mu.Lock()
 	defer tk.t.mu.Unlock()
 	if !apperr.Is(err, apperr.Unauthorized) {
 		if tk.client != nil {
-			tk.client.CancelAt(now)
+			tk.client.giveBack(now)
 		}
-		tk.key.CancelAt(now)
+		tk.key.giveBack(now)
 		return
 	}
 	if errors.Is(err, apikeys.ErrUnknownKey) {
-		tk.key.CancelAt(now)
+		tk.key.giveBack(now)
 	}
+}
+
+// tokenBucket holds up to burst tokens, refilled evenly at rate per
+// second. (golang.org/x/time/rate cannot give a token back once its
+// reservation's time has passed, which is always the case after a
+// verification that took any time.)
+type tokenBucket struct {
+	tokens float64
+	last   time.Time
+	burst  float64
+	rate   float64
+}
+
+func newTokenBucket(perMinute int, now time.Time) *tokenBucket {
+	return &tokenBucket{tokens: float64(perMinute), last: now, burst: float64(perMinute), rate: float64(perMinute) / 60}
+}
+
+// at returns the tokens at now and moves the bucket there.
+func (b *tokenBucket) at(now time.Time) float64 {
+	if now.After(b.last) {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+		b.last = now
+	}
+	return b.tokens
+}
+
+// take takes a token, or returns how long until one is there.
+func (b *tokenBucket) take(now time.Time) time.Duration {
+	if t := b.at(now); t < 1 {
+		return time.Duration((1 - t) / b.rate * float64(time.Second))
+	}
+	b.tokens--
+	return 0
+}
+
+func (b *tokenBucket) giveBack(now time.Time) {
+	b.tokens = min(b.burst, b.at(now)+1)
 }
 
 func throttled(d time.Duration) error {
@@ -131,26 +165,22 @@ func throttled(d time.Duration) error {
 		"too many failed api key verifications; retry in %d s", int(math.Ceil(d.Seconds())))
 }
 
-// bucket returns name's limiter in m, making one (full) if needed.
-func bucket(m map[string]*rate.Limiter, name string, perMinute int, now time.Time) *rate.Limiter {
-	if l := m[name]; l != nil {
-		return l
+// bucket returns name's bucket in m, making one (full) if needed.
+func bucket(m map[string]*tokenBucket, name string, perMinute int, now time.Time) *tokenBucket {
+	if b := m[name]; b != nil {
+		return b
 	}
 	if len(m) >= throttleMaxEntries {
-		sweepBuckets(m, perMinute, now)
+		sweepBuckets(m, now)
 	}
-	l := rate.NewLimiter(rate.Limit(float64(perMinute)/60), perMinute)
-	m[name] = l
-	return l
+	b := newTokenBucket(perMinute, now)
+	m[name] = b
+	return b
 }
 
 // sweepBuckets drops full buckets; if none is full, half of them.
-func sweepBuckets(m map[string]*rate.Limiter, burst int, now time.Time) {
-	for name, l := range m {
-		if l.TokensAt(now) >= float64(burst) {
-			delete(m, name)
-		}
-	}
+func sweepBuckets(m map[string]*tokenBucket, now time.Time) {
+	sweepFull(m, now)
 	for name := range m {
 		if len(m) < throttleMaxEntries/2 {
 			return
@@ -164,14 +194,14 @@ func (t *throttle) sweep() {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for name, l := range t.keys {
-		if l.TokensAt(now) >= float64(t.perKey) {
-			delete(t.keys, name)
-		}
-	}
-	for name, l := range t.clients {
-		if l.TokensAt(now) >= float64(t.perClient) {
-			delete(t.clients, name)
+	sweepFull(t.keys, now)
+	sweepFull(t.clients, now)
+}
+
+func sweepFull(m map[string]*tokenBucket, now time.Time) {
+	for name, b := range m {
+		if b.at(now) >= b.burst {
+			delete(m, name)
 		}
 	}
 }

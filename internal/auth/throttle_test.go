@@ -201,3 +201,45 @@ func TestVerificationsFailFastWhenBusy(t *testing.T) {
 	_, err = b.a.Authenticate(ctx, tok)
 	require.NoError(t, err, "slots are given back")
 }
+
+// tickingClock moves forward by tick on every reading, so that time
+// passes during a verification, as it does for real.
+type tickingClock struct {
+	mu   sync.Mutex
+	now  time.Time
+	tick time.Duration
+}
+
+func (c *tickingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(c.tick)
+	return c.now
+}
+
+// Valid keys give their tokens back: one client verifying many new valid
+// keys, each taking time, is never throttled however far past its budget
+// of failures it goes.
+func TestValidKeysNeverDrainTheBudget(t *testing.T) {
+	t.Parallel()
+	const perClient = 3
+	clk := &tickingClock{now: time.Now(), tick: 5 * time.Millisecond}
+	b := setupThrottle(t, func(o *auth.Options) {
+		o.FailuresPerKey, o.FailuresPerClient = perClient, perClient
+		o.Now = clk.Now
+	})
+	for i := range 5 * perClient {
+		_, tok := b.newKey(t)
+		require.Equal(t, http.StatusNoContent, b.get(tok, "203.0.113.9").Code, "new valid key %d", i)
+	}
+	// Failures still count: the budget is there.
+	refused := 0
+	for range 2 * perClient {
+		tok, err := apikeys.Generate()
+		require.NoError(t, err)
+		if b.get(tok.Plaintext(), "203.0.113.9").Code == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	require.Equal(t, perClient, refused)
+}

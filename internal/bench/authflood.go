@@ -178,6 +178,9 @@ func (e *env) authRound(ctx context.Context, name string, flood, open bool, ids 
 		newLat   = &latencies{}
 		failures atomic.Int64
 		next     atomic.Int64
+		// Why valid requests failed, for the log.
+		failMu     sync.Mutex
+		failedWith = map[string]int{}
 	)
 	// At least 3 s: shorter rounds on a busy machine measure its noise.
 	n, elapsed, err := runFor(ctx, len(valid)+1, max(e.opts.Phase, 3*time.Second), func(ctx context.Context, w int) (int, error) {
@@ -197,11 +200,21 @@ func (e *env) authRound(ctx context.Context, name string, flood, open bool, ids 
 		code, err := get(ctx, tok, "")
 		if err != nil || code != http.StatusOK {
 			failures.Add(1)
+			why := fmt.Sprintf("status %d", code)
+			if err != nil {
+				why = err.Error()
+			}
+			failMu.Lock()
+			failedWith[why]++
+			failMu.Unlock()
 			return 0, nil
 		}
 		lat.add(time.Since(t))
 		return 1, nil
 	})
+	if len(failedWith) > 0 {
+		e.logf("  %s: valid requests that failed: %v", name, failedWith)
+	}
 	stopFlood()
 	wg.Wait()
 	if err != nil {

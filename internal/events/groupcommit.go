@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,8 +79,15 @@ func (g *GroupCommit) Close() { g.b.Close() }
 func (g *GroupCommit) run(ctx context.Context, calls []*batcher.Call[NewEvent, Event]) {
 	live := calls
 	retries := 0
+	many := true
 	for len(live) > 0 {
-		bad, err := g.try(ctx, live)
+		bad, err := g.try(ctx, live, many)
+		if errors.Is(err, errFaultAmongMany) {
+			// Some append of the multi-row insert is at fault: one
+			// statement each finds which.
+			many = false
+			continue
+		}
 		if bad < 0 && batcher.Retryable(err) && retries < batcher.MaxRetries {
 			retries++
 			continue
@@ -97,8 +105,13 @@ func (g *GroupCommit) run(ctx context.Context, calls []*batcher.Call[NewEvent, E
 	}
 }
 
-// try runs live in one transaction; see jobs.GroupCommit.try.
-func (g *GroupCommit) try(ctx context.Context, live []*batcher.Call[NewEvent, Event]) (int, error) {
+// errFaultAmongMany: the multi-row insert failed for one append's values,
+// not known which.
+var errFaultAmongMany = errors.New("an append of the multi-row insert is at fault")
+
+// try runs live in one transaction; see jobs.GroupCommit.try. With many,
+// the appends to existing jobs go in one multi-row INSERT.
+func (g *GroupCommit) try(ctx context.Context, live []*batcher.Call[NewEvent, Event], many bool) (int, error) {
 	ids := make([]uuid.UUID, len(live))
 	for i, c := range live {
 		ids[i] = c.In.JobID
@@ -118,11 +131,26 @@ func (g *GroupCommit) try(ctx context.Context, live []*batcher.Call[NewEvent, Ev
 	}
 	out := make([]Event, len(live))
 	errs := make([]error, len(live))
+	var present []int // indexes of the appends whose job exists
 	for i, c := range live {
 		if !slices.Contains(locked, c.In.JobID) {
 			errs[i] = apperr.New(apperr.NotFound, "job not found")
 			continue
 		}
+		present = append(present, i)
+	}
+	if many && len(present) > 1 {
+		switch err := insertMany(ctx, q, live, present, out); {
+		case err == nil:
+			present = nil
+		case batcher.ItemFault(err):
+			return -1, errFaultAmongMany
+		default:
+			return -1, apperr.FromDB(err, "event")
+		}
+	}
+	for _, i := range present {
+		c := live[i]
 		row, err := q.InsertJobEvent(ctx, dbgen.InsertJobEventParams{JobID: c.In.JobID, Type: c.In.Type, Data: c.In.Data})
 		if batcher.ItemFault(err) {
 			return i, apperr.FromDB(err, "event")
@@ -144,4 +172,42 @@ func (g *GroupCommit) try(ctx context.Context, live []*batcher.Call[NewEvent, Ev
 		c.Out, c.Err = out[i], errs[i]
 	}
 	return -1, nil
+}
+
+// insertMany inserts the appends live[present...] in one statement and
+// sets out for each. Within a job the statement inserts in the given
+// order, so the job's returned rows, sorted by id, are its appends in
+// order.
+func insertMany(ctx context.Context, q *dbgen.Queries, live []*batcher.Call[NewEvent, Event], present []int, out []Event) error {
+	type row struct {
+		JobID uuid.UUID       `json:"job_id"`
+		Type  string          `json:"type"`
+		Data  json.RawMessage `json:"data"`
+	}
+	rows := make([]row, len(present))
+	for k, i := range present {
+		rows[k] = row{JobID: live[i].In.JobID, Type: live[i].In.Type, Data: live[i].In.Data}
+	}
+	body, err := json.Marshal(rows)
+	if err != nil {
+		return apperr.Wrap(err, apperr.Internal, "internal error")
+	}
+	got, err := q.InsertJobEvents(ctx, body)
+	if err != nil {
+		return err
+	}
+	if len(got) != len(present) {
+		return apperr.New(apperr.Internal, "the insert returned %d of %d events", len(got), len(present))
+	}
+	slices.SortFunc(got, func(a, b dbgen.JobEvent) int { return cmp.Compare(a.ID, b.ID) })
+	byJob := map[uuid.UUID][]dbgen.JobEvent{}
+	for _, r := range got {
+		byJob[r.JobID] = append(byJob[r.JobID], r)
+	}
+	for _, i := range present {
+		job := live[i].In.JobID
+		out[i] = fromDB(byJob[job][0])
+		byJob[job] = byJob[job][1:]
+	}
+	return nil
 }

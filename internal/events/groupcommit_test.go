@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -152,4 +153,31 @@ func TestGroupCommitAppendConnectionLost(t *testing.T) {
 	o := waitAppend(t, again)
 	require.NoError(t, o.err, "Close commits what is pending")
 	require.Equal(t, before+1, countEvents(t, b.pool))
+}
+
+// A batch's appends go in one multi-row insert; each caller still gets
+// exactly its own event, as stored, and each job's events keep their
+// arrival order.
+func TestGroupCommitManyAppends(t *testing.T) {
+	t.Parallel()
+	b := setupGroupCommit(t, false)
+	jobs := []uuid.UUID{newJob(t, b.pool), newJob(t, b.pool), newJob(t, b.pool)}
+	var outs []<-chan appendOutcome
+	for i := range 12 {
+		outs = append(outs, b.submit(t, jobs[(i*7)%3], fmt.Sprintf("worker.step%d", i)))
+	}
+	b.gc.Flush()
+	got := map[uuid.UUID][]events.Event{}
+	for i, c := range outs {
+		o := waitAppend(t, c)
+		require.NoError(t, o.err)
+		require.Equal(t, fmt.Sprintf("worker.step%d", i), o.ev.Type, "append %d got its own event", i)
+		require.Equal(t, jobs[(i*7)%3], o.ev.JobID)
+		got[o.ev.JobID] = append(got[o.ev.JobID], o.ev)
+	}
+	for _, job := range jobs {
+		list, err := events.New(b.pool).ListByJob(b.ctx, job, 0, 0)
+		require.NoError(t, err)
+		require.Equal(t, got[job], list[1:], "what the callers got is the job's stream, in arrival order")
+	}
 }

@@ -69,8 +69,14 @@ func (e *env) lifecycleSQL(ctx context.Context) error {
 	rate := float64(after-before) / elapsed.Seconds()
 	e.rep.add("lifecycle_sql", rate, "jobs/s")
 	prof.finish(e, "lifecycle_sql")
-	if goRate, ok := e.rep.Get("lifecycle"); ok && rate > 0 {
-		e.rep.add("lifecycle_vs_sql", goRate/rate, "x")
+	if goRate, ok := e.rep.Get("lifecycle"); ok {
+		ratio := 0.0
+		if rate > 0 {
+			ratio = goRate / rate
+		} else {
+			e.logf("  lifecycle_sql completed no job (a machine too busy for the phase's length?)")
+		}
+		e.rep.add("lifecycle_vs_sql", ratio, "x")
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -34,7 +35,15 @@ func TestUsageAndCommandErrors(t *testing.T) {
 	require.Contains(t, out.String(), "--batch-size must be 1 to")
 }
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// TestMain runs the tests, or, when the test binary is started by a test
+// with CLIPPER_TEST_RUN set, the command it names (the binary then plays
+// clipper itself: see TestKilledDaemonLosesNothingAcknowledged).
+func TestMain(m *testing.M) {
+	if args := os.Getenv("CLIPPER_TEST_RUN"); args != "" {
+		os.Exit(run(strings.Fields(args), os.Stderr))
+	}
+	pgtest.Main(m)
+}
 
 // clipper cleanup takes the daemon's retention lock: it refuses to run
 // beside a scheduled cleanup, and runs once the lock is free.

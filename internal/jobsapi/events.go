@@ -130,8 +130,12 @@ func (a *api) stream(c echo.Context, job jobs.Job, after int64) error {
 	}
 	defer stop()
 	// From here on the database notifies the job's events; anything
-	// committed before is in the first read.
-	unannounce, err := a.Hub.announce(c.Request().Context(), job.ID)
+	// committed before is in the first read. Like the stream's reads, the
+	// statement is not canceled by a client leaving (see drain), only by
+	// its deadline.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), a.Hub.opts.ReadTimeout)
+	unannounce, err := a.Hub.announce(actx, job.ID)
+	cancel()
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,24 @@ func (e *exampleTB) TempDir() string {
 	if err != nil {
 		panic(err)
 	}
+	exampleDirsMu.Lock()
+	exampleDirs = append(exampleDirs, d)
+	exampleDirsMu.Unlock()
 	return d
+}
+
+// exampleDirs are removed after the tests (TestMain).
+var (
+	exampleDirsMu sync.Mutex
+	exampleDirs   []string
+)
+
+func removeExampleDirs() {
+	exampleDirsMu.Lock()
+	defer exampleDirsMu.Unlock()
+	for _, d := range exampleDirs {
+		_ = os.RemoveAll(d)
+	}
 }
 
 func examples() *userEnv {

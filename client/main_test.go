@@ -27,7 +27,9 @@ import (
 	"github.com/clipper/clipper/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// The examples' folders (exampleTB.TempDir) have no test to clean them
+// up: they go when the tests are done.
+func TestMain(m *testing.M) { pgtest.Main(m, removeExampleDirs) }
 
 const videoURL = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 

@@ -44,10 +44,14 @@ var (
 	sharedErr  error
 )
 
-// Main runs the package's tests and stops the throwaway cluster, if this
+// Main runs the package's tests, then the after functions (clean-ups
+// that belong to no single test), and stops the throwaway cluster, if this
 // package started one. Call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M, after ...func()) {
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	if sharedPool != nil {
 		sharedPool.Close()
 		_ = database.DropDatabase(context.Background(), serverURL, sharedName)

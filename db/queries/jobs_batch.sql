@@ -26,18 +26,3 @@ returning j.id;
 -- The transaction's now(): COPY cannot use a column default for some rows
 -- only, and a client clock ahead of the server's would delay claims.
 select now()::timestamptz;
-
--- name: InsertJobs :many
--- Many creates without idempotency keys in one statement: the group
--- commit's batch (internal/jobs/groupcommit.go). The caller picks the ids,
--- to hand each caller its own row.
-insert into jobs (
-  id, owner_id, api_key_id, source_type, source_url, source_object, params,
-  max_attempts, run_at, expires_at
-)
-select b.id, b.owner_id, b.api_key_id, b.source_type, b.source_url, b.source_object, b.params,
-       b.max_attempts, coalesce(b.run_at, now()), b.expires_at
-from jsonb_to_recordset(sqlc.arg(jobs)::jsonb) as b(
-  id uuid, owner_id uuid, api_key_id uuid, source_type job_source_type, source_url text,
-  source_object text, params jsonb, max_attempts integer, run_at timestamptz, expires_at timestamptz)
-returning *;

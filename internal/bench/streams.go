@@ -48,16 +48,22 @@ func (e *env) progress(ctx context.Context) error {
 		return err
 	}
 	reg := watches.New(e.pool, watches.Options{})
+	var releases []func()
 	for _, id := range held {
-		if _, err := reg.Watch(ctx, id); err != nil {
+		release, err := reg.Watch(ctx, id)
+		if err != nil {
 			return err
 		}
+		releases = append(releases, release)
 	}
 	if err := run("progress_all_watched"); err != nil {
 		return err
 	}
-	_, err = e.pool.Exec(ctx, "delete from clipper_internal.job_watches where daemon_id = $1", reg.ID())
-	return err
+	// The "streams" close; the renewal drops their watches.
+	for _, release := range releases {
+		release()
+	}
+	return reg.Renew(ctx)
 }
 
 // holdJobs creates n jobs (owned by owner, if valid) and claims them for

@@ -50,16 +50,24 @@ func (r *Repo) CreateBatch(ctx context.Context, batch []CreateParams) (int64, er
 // copyThreshold is the largest batch CreateBatch inserts from arrays.
 const copyThreshold = 200
 
-// insertJobsFromArrays is CopyJobs as one statement. It is not a sqlc
-// query: sqlc types uuid[] and text[] parameters as slices without nulls.
-const insertJobsFromArrays = `insert into jobs (owner_id, api_key_id, source_type, source_url, source_object, params, max_attempts, run_at, expires_at)
-select b.owner_id, b.api_key_id, b.source_type::job_source_type, b.source_url, b.source_object, b.params::jsonb,
-       b.max_attempts, coalesce(b.run_at, now()), b.expires_at
-from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::timestamptz[], $9::timestamptz[])
-  as b(owner_id, api_key_id, source_type, source_url, source_object, params, max_attempts, run_at, expires_at)`
+// insertJobsFromArrays inserts one job per element of its arrays, in one
+// statement: CreateBatch's small batches and the group commit's unkeyed
+// creates (which name the ids, to hand each caller its row; a null id
+// takes the column default). It is not a sqlc query: sqlc types uuid[]
+// and text[] parameters as slices without nulls.
+const insertJobsFromArrays = `insert into jobs (id, owner_id, api_key_id, source_type, source_url, source_object, params, max_attempts, run_at, expires_at)
+select coalesce(b.id, gen_random_uuid()), b.owner_id, b.api_key_id, b.source_type::job_source_type, b.source_url,
+       b.source_object, b.params::jsonb, b.max_attempts, coalesce(b.run_at, now()), b.expires_at
+from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int4[], $9::timestamptz[], $10::timestamptz[])
+  as b(id, owner_id, api_key_id, source_type, source_url, source_object, params, max_attempts, run_at, expires_at)`
 
-func (r *Repo) insertArrays(ctx context.Context, args []dbgen.InsertJobParams) (int64, error) {
+// jobArrays are insertJobsFromArrays' parameters for args, with ids (nil:
+// all null).
+func jobArrays(args []dbgen.InsertJobParams, ids []uuid.NullUUID) []any {
 	n := len(args)
+	if ids == nil {
+		ids = make([]uuid.NullUUID, n)
+	}
 	var (
 		owners, keys  = make([]uuid.NullUUID, n), make([]uuid.NullUUID, n)
 		types         = make([]string, n)
@@ -73,7 +81,11 @@ func (r *Repo) insertArrays(ctx context.Context, args []dbgen.InsertJobParams) (
 		urls[i], objects[i], params[i] = a.SourceUrl, a.SourceObject, string(a.Params)
 		attempts[i], runAt[i], expire[i] = a.MaxAttempts, a.RunAt, a.ExpiresAt
 	}
-	tag, err := r.db.Exec(ctx, insertJobsFromArrays, owners, keys, types, urls, objects, params, attempts, runAt, expire)
+	return []any{ids, owners, keys, types, urls, objects, params, attempts, runAt, expire}
+}
+
+func (r *Repo) insertArrays(ctx context.Context, args []dbgen.InsertJobParams) (int64, error) {
+	tag, err := r.db.Exec(ctx, insertJobsFromArrays, jobArrays(args, nil)...)
 	if err != nil {
 		return 0, apperr.FromDB(err, "job")
 	}

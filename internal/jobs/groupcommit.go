@@ -3,10 +3,8 @@ package jobs
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -205,39 +203,20 @@ func (g *GroupCommit) try(ctx context.Context, live []*batcher.Call[createCall, 
 	return -1, nil
 }
 
-// newJobRow is one create of InsertJobs, as jsonb_to_recordset reads it.
-type newJobRow struct {
-	ID           uuid.UUID       `json:"id"`
-	OwnerID      uuid.NullUUID   `json:"owner_id"`
-	APIKeyID     uuid.NullUUID   `json:"api_key_id"`
-	SourceType   string          `json:"source_type"`
-	SourceURL    *string         `json:"source_url"`
-	SourceObject *string         `json:"source_object"`
-	Params       json.RawMessage `json:"params"`
-	MaxAttempts  int32           `json:"max_attempts"`
-	RunAt        *time.Time      `json:"run_at"`
-	ExpiresAt    *time.Time      `json:"expires_at"`
-}
-
-// insertMany inserts unkeyed creates in one statement and returns their
-// jobs in the calls' order.
+// insertMany inserts unkeyed creates in one statement
+// (insertJobsFromArrays) and returns their jobs in the calls' order.
 func (r *Repo) insertMany(ctx context.Context, calls []*batcher.Call[createCall, createResult]) ([]Job, error) {
-	rows := make([]newJobRow, len(calls))
+	args := make([]dbgen.InsertJobParams, len(calls))
+	ids := make([]uuid.NullUUID, len(calls))
 	for i, c := range calls {
-		a := c.In.arg
-		rows[i] = newJobRow{
-			ID: uuid.New(), OwnerID: a.OwnerID, APIKeyID: a.ApiKeyID, SourceType: string(a.SourceType),
-			SourceURL: a.SourceUrl, SourceObject: a.SourceObject, Params: a.Params, MaxAttempts: a.MaxAttempts,
-			// Microseconds, as the database keeps them (and as pgx sends
-			// them for a single create).
-			RunAt: truncateMicro(a.RunAt), ExpiresAt: truncateMicro(a.ExpiresAt),
-		}
+		args[i], ids[i] = c.In.arg, uuid.NullUUID{UUID: uuid.New(), Valid: true}
 	}
-	body, err := json.Marshal(rows)
+	rows, err := r.db.Query(ctx, insertJobsFromArrays+" returning *", jobArrays(args, ids)...)
 	if err != nil {
-		return nil, apperr.Wrap(err, apperr.Internal, "internal error")
+		return nil, err
 	}
-	got, err := r.q.InsertJobs(ctx, body)
+	// returning * is the table's columns in order, as sqlc's model.
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[dbgen.Job])
 	if err != nil {
 		return nil, err
 	}
@@ -245,21 +224,13 @@ func (r *Repo) insertMany(ctx context.Context, calls []*batcher.Call[createCall,
 	for _, j := range got {
 		byID[j.ID] = j
 	}
-	out := make([]Job, len(rows))
-	for i, row := range rows {
-		j, ok := byID[row.ID]
+	out := make([]Job, len(calls))
+	for i, id := range ids {
+		j, ok := byID[id.UUID]
 		if !ok {
 			return nil, apperr.New(apperr.Internal, "a created job is missing from the insert's rows")
 		}
 		out[i] = fromDB(j)
 	}
 	return out, nil
-}
-
-func truncateMicro(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.Truncate(time.Microsecond)
-	return &u
 }

@@ -32,6 +32,7 @@ stdout.`)
 	workers := fs.Int("workers", 8, "concurrent workers in the lifecycle phase")
 	noHTTP := fs.Bool("no-http", false, "skip the daemon phase")
 	keep := fs.Bool("keep", false, "keep the database afterwards")
+	only := fs.String("only", "", "run only these phases, comma-separated (the volume phases load their data first): "+strings.Join(bench.PhaseNames(), ", "))
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -45,10 +46,16 @@ stdout.`)
 		}
 		*dsn = strings.TrimSpace(string(b))
 	}
+	var phases []string
+	if *only != "" {
+		for _, p := range strings.Split(*only, ",") {
+			phases = append(phases, strings.TrimSpace(p))
+		}
+	}
 	start := time.Now()
 	rep, err := bench.Run(ctx, bench.Options{
 		DatabaseURL: *dsn, Quick: *quick, Jobs: *jobsN, Events: *eventsN, Phase: *phase,
-		Clients: *clients, Workers: *workers, SkipHTTP: *noHTTP, Keep: *keep, Log: os.Stderr,
+		Clients: *clients, Workers: *workers, SkipHTTP: *noHTTP, Only: phases, Keep: *keep, Log: os.Stderr,
 	})
 	if err != nil {
 		return err

@@ -27,12 +27,3 @@ limit sqlc.arg(max_rows);
 -- name: JobExists :one
 select exists (select 1 from jobs where id = sqlc.arg(id));
 
--- name: InsertJobEvents :many
--- Many appends in one statement (the group commit's batch), inserted in
--- the array's order: within a job, ids (and ts) follow that order. The
--- caller holds the jobs' locks (LockJobsForEvents).
-insert into job_events (job_id, type, data)
-select (e.v ->> 'job_id')::uuid, e.v ->> 'type', e.v -> 'data'
-from jsonb_array_elements(sqlc.arg(events)::jsonb) with ordinality as e(v, ord)
-order by e.ord
-returning *;

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +39,9 @@ type Options struct {
 	Phase       time.Duration
 	Samples     int  // latency samples per query (default 2000, quick 500)
 	SkipHTTP    bool // no daemon phase
+	// Only runs just the named phases (PhaseNames), and the bulk load the
+	// volume phases need; empty runs them all.
+	Only []string
 	Keep        bool // keep the database (and local cluster folder) afterwards
 	Log         io.Writer
 }
@@ -127,6 +131,10 @@ func (e *env) logf(format string, args ...any) {
 // Run sets up a throwaway database, runs every phase and returns the report.
 func Run(ctx context.Context, opts Options) (*Report, error) {
 	opts.defaults()
+	only, err := selectPhases(opts.Only)
+	if err != nil {
+		return nil, err
+	}
 	rep := &Report{}
 	e := &env{opts: opts, rep: rep}
 
@@ -154,29 +162,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	rep.Machine.DurableWAL = fsync == "on"
 
-	phases := []struct {
-		name string
-		fn   func(context.Context) error
-	}{
-		{"single-row creates", e.createSingle},
-		{"batch creates", e.createBatch},
-		{"job lifecycle", e.lifecycle},
-		{"job lifecycle in SQL (pgbench)", e.lifecycleSQL},
-		{"progress reports", e.progress},
-		{"event appends", e.eventAppends},
-		{"bulk load", e.load},
-		{"read latency", e.latency},
-		{"cleanup under writers", e.cleanup},
-		{"group commit", e.groupCommit},
-		{"daemon over HTTP", e.http},
-		{"event stream latency", e.streamLatency},
-		{"auth under attack", e.authFlood},
-	}
-	for _, p := range phases {
+	for _, p := range e.phases() {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		if (p.name == "daemon over HTTP" || p.name == "event stream latency" || p.name == "auth under attack") && opts.SkipHTTP {
+		if !only(p.key) || p.http && opts.SkipHTTP {
 			continue
 		}
 		start := time.Now()
@@ -188,6 +178,62 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	rep.add("peak_rss_mb", peakRSSMB(), "MiB")
 	return rep, nil
+}
+
+type phase struct {
+	key  string // the name --only takes
+	name string // the name progress shows
+	http bool   // runs the daemon: skipped with SkipHTTP
+	fn   func(context.Context) error
+}
+
+// phases lists the phases in the order they run.
+func (e *env) phases() []phase {
+	return []phase{
+		{"create", "single-row creates", false, e.createSingle},
+		{"batch", "batch creates", false, e.createBatch},
+		{"lifecycle", "job lifecycle", false, e.lifecycle},
+		{"lifecycle-sql", "job lifecycle in SQL (pgbench)", false, e.lifecycleSQL},
+		{"progress", "progress reports", false, e.progress},
+		{"events", "event appends", false, e.eventAppends},
+		{"load", "bulk load", false, e.load},
+		{"latency", "read latency", false, e.latency},
+		{"cleanup", "cleanup under writers", false, e.cleanup},
+		{"group-commit", "group commit", false, e.groupCommit},
+		{"http", "daemon over HTTP", true, e.http},
+		{"streams", "event stream latency", true, e.streamLatency},
+		{"auth", "auth under attack", true, e.authFlood},
+	}
+}
+
+// PhaseNames returns the names Options.Only takes, in run order.
+func PhaseNames() []string {
+	var names []string
+	for _, p := range (&env{}).phases() {
+		names = append(names, p.key)
+	}
+	return names
+}
+
+// selectPhases returns which phases run for Options.Only: all when it is
+// empty, else the named ones and the bulk load the volume phases (read
+// latency, cleanup) measure on.
+func selectPhases(only []string) (func(key string) bool, error) {
+	if len(only) == 0 {
+		return func(string) bool { return true }, nil
+	}
+	known := PhaseNames()
+	want := map[string]bool{}
+	for _, k := range only {
+		if !slices.Contains(known, k) {
+			return nil, fmt.Errorf("unknown phase %q (phases: %s)", k, strings.Join(known, ", "))
+		}
+		want[k] = true
+	}
+	if want["latency"] || want["cleanup"] {
+		want["load"] = true
+	}
+	return func(key string) bool { return want[key] }, nil
 }
 
 // database creates the throwaway database: on the given server, or in a

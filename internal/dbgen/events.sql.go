@@ -55,43 +55,6 @@ func (q *Queries) InsertJobEvent(ctx context.Context, arg InsertJobEventParams) 
 	return i, err
 }
 
-const insertJobEvents = `-- name: InsertJobEvents :many
-insert into job_events (job_id, type, data)
-select (e.v ->> 'job_id')::uuid, e.v ->> 'type', e.v -> 'data'
-from jsonb_array_elements($1::jsonb) with ordinality as e(v, ord)
-order by e.ord
-returning id, job_id, ts, type, data
-`
-
-// Many appends in one statement (the group commit's batch), inserted in
-// the array's order: within a job, ids (and ts) follow that order. The
-// caller holds the jobs' locks (LockJobsForEvents).
-func (q *Queries) InsertJobEvents(ctx context.Context, events json.RawMessage) ([]JobEvent, error) {
-	rows, err := q.db.Query(ctx, insertJobEvents, events)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []JobEvent{}
-	for rows.Next() {
-		var i JobEvent
-		if err := rows.Scan(
-			&i.ID,
-			&i.JobID,
-			&i.Ts,
-			&i.Type,
-			&i.Data,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const jobExists = `-- name: JobExists :one
 select exists (select 1 from jobs where id = $1)
 `

@@ -110,7 +110,9 @@ func (g *GroupCommit) run(ctx context.Context, calls []*batcher.Call[NewEvent, E
 var errFaultAmongMany = errors.New("an append of the multi-row insert is at fault")
 
 // try runs live in one transaction; see jobs.GroupCommit.try. With many,
-// the appends to existing jobs go in one multi-row INSERT.
+// the batch is one statement (appendMany): its own transaction, one round
+// trip, unless a BeforeCommit hook needs an explicit one. Else each append
+// is its own statement in one transaction, which finds an append at fault.
 func (g *GroupCommit) try(ctx context.Context, live []*batcher.Call[NewEvent, Event], many bool) (int, error) {
 	ids := make([]uuid.UUID, len(live))
 	for i, c := range live {
@@ -119,46 +121,49 @@ func (g *GroupCommit) try(ctx context.Context, live []*batcher.Call[NewEvent, Ev
 	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	ids = slices.Compact(ids)
 
+	if many && g.hook == nil {
+		out, errs, err := appendMany(ctx, g.db, live, ids)
+		if err != nil {
+			return -1, err
+		}
+		for i, c := range live {
+			c.Out, c.Err = out[i], errs[i]
+		}
+		return -1, nil
+	}
+
 	tx, err := g.db.Begin(ctx)
 	if err != nil {
 		return -1, apperr.FromDB(err, "transaction")
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	q := dbgen.New(tx)
-	locked, err := q.LockJobsForEvents(ctx, ids)
-	if err != nil {
-		return -1, apperr.FromDB(err, "job")
-	}
-	out := make([]Event, len(live))
-	errs := make([]error, len(live))
-	var present []int // indexes of the appends whose job exists
-	for i, c := range live {
-		if !slices.Contains(locked, c.In.JobID) {
-			errs[i] = apperr.New(apperr.NotFound, "job not found")
-			continue
+	var out []Event
+	var errs []error
+	if many {
+		if out, errs, err = appendMany(ctx, tx, live, ids); err != nil {
+			return -1, err
 		}
-		present = append(present, i)
-	}
-	if many && len(present) > 1 {
-		switch err := insertMany(ctx, q, live, present, out); {
-		case err == nil:
-			present = nil
-		case batcher.ItemFault(err):
-			return -1, errFaultAmongMany
-		default:
-			return -1, apperr.FromDB(err, "event")
-		}
-	}
-	for _, i := range present {
-		c := live[i]
-		row, err := q.InsertJobEvent(ctx, dbgen.InsertJobEventParams{JobID: c.In.JobID, Type: c.In.Type, Data: c.In.Data})
-		if batcher.ItemFault(err) {
-			return i, apperr.FromDB(err, "event")
-		}
+	} else {
+		q := dbgen.New(tx)
+		locked, err := q.LockJobsForEvents(ctx, ids)
 		if err != nil {
-			return -1, apperr.FromDB(err, "event")
+			return -1, apperr.FromDB(err, "job")
 		}
-		out[i] = fromDB(row)
+		out, errs = make([]Event, len(live)), make([]error, len(live))
+		for i, c := range live {
+			if !slices.Contains(locked, c.In.JobID) {
+				errs[i] = errJobNotFound()
+				continue
+			}
+			row, err := q.InsertJobEvent(ctx, dbgen.InsertJobEventParams{JobID: c.In.JobID, Type: c.In.Type, Data: c.In.Data})
+			if batcher.ItemFault(err) {
+				return i, apperr.FromDB(err, "event")
+			}
+			if err != nil {
+				return -1, apperr.FromDB(err, "event")
+			}
+			out[i] = fromDB(row)
+		}
 	}
 	if g.hook != nil {
 		if err := g.hook(ctx, tx); err != nil {
@@ -174,40 +179,66 @@ func (g *GroupCommit) try(ctx context.Context, live []*batcher.Call[NewEvent, Ev
 	return -1, nil
 }
 
-// insertMany inserts the appends live[present...] in one statement and
-// sets out for each. Within a job the statement inserts in the given
-// order, so the job's returned rows, sorted by id, are its appends in
-// order.
-func insertMany(ctx context.Context, q *dbgen.Queries, live []*batcher.Call[NewEvent, Event], present []int, out []Event) error {
-	type row struct {
-		JobID uuid.UUID       `json:"job_id"`
-		Type  string          `json:"type"`
-		Data  json.RawMessage `json:"data"`
+func errJobNotFound() error { return apperr.New(apperr.NotFound, "job not found") }
+
+// appendJobEvents appends many events in one statement, which can be its
+// own transaction (the group commit's batch). It first locks the jobs ($1:
+// distinct, in id order, so that two batches cannot deadlock), as
+// LockJobsForEvents does: the array() is an uncorrelated sub-select, which
+// Postgres runs to its end (an InitPlan) before the first row is inserted,
+// so every event's ts and id are taken under its job's lock. Then it
+// inserts the appends to the jobs that exist in the arrays' order ($2-$4,
+// one element per append): within a job, ids and ts follow that order.
+// Appends to a missing job insert nothing. It is not a sqlc query: sqlc
+// cannot type a multi-array unnest.
+const appendJobEvents = `insert into job_events (job_id, type, data)
+select e.job_id, e.type, e.data::jsonb
+from unnest($2::uuid[], $3::text[], $4::text[]) with ordinality as e(job_id, type, data, ord)
+where e.job_id = any (array(select j.id from jobs j where j.id = any($1::uuid[]) order by j.id for no key update))
+order by e.ord
+returning *`
+
+// appendMany appends live in one statement (appendJobEvents) and returns
+// each append's event, or not_found for an append whose job is missing. A
+// failure of the statement is errFaultAmongMany when some append's values
+// are at fault.
+func appendMany(ctx context.Context, db database.DB, live []*batcher.Call[NewEvent, Event], ids []uuid.UUID) ([]Event, []error, error) {
+	jobIDs := make([]uuid.UUID, len(live))
+	types := make([]string, len(live))
+	data := make([]string, len(live))
+	for i, c := range live {
+		jobIDs[i], types[i], data[i] = c.In.JobID, c.In.Type, string(c.In.Data)
 	}
-	rows := make([]row, len(present))
-	for k, i := range present {
-		rows[k] = row{JobID: live[i].In.JobID, Type: live[i].In.Type, Data: live[i].In.Data}
+	var got []dbgen.JobEvent
+	rows, err := db.Query(ctx, appendJobEvents, ids, jobIDs, types, data)
+	if err == nil {
+		// returning * is the table's columns in order, as sqlc's model.
+		got, err = pgx.CollectRows(rows, pgx.RowToStructByPos[dbgen.JobEvent])
 	}
-	body, err := json.Marshal(rows)
-	if err != nil {
-		return apperr.Wrap(err, apperr.Internal, "internal error")
-	}
-	got, err := q.InsertJobEvents(ctx, body)
-	if err != nil {
-		return err
-	}
-	if len(got) != len(present) {
-		return apperr.New(apperr.Internal, "the insert returned %d of %d events", len(got), len(present))
+	switch {
+	case batcher.ItemFault(err):
+		return nil, nil, errFaultAmongMany
+	case err != nil:
+		return nil, nil, apperr.FromDB(err, "event")
 	}
 	slices.SortFunc(got, func(a, b dbgen.JobEvent) int { return cmp.Compare(a.ID, b.ID) })
 	byJob := map[uuid.UUID][]dbgen.JobEvent{}
 	for _, r := range got {
 		byJob[r.JobID] = append(byJob[r.JobID], r)
 	}
-	for _, i := range present {
-		job := live[i].In.JobID
-		out[i] = fromDB(byJob[job][0])
-		byJob[job] = byJob[job][1:]
+	out, errs := make([]Event, len(live)), make([]error, len(live))
+	for i, c := range live {
+		job := c.In.JobID
+		rs, ok := byJob[job]
+		switch {
+		case !ok:
+			errs[i] = errJobNotFound()
+		case len(rs) == 0:
+			return nil, nil, apperr.New(apperr.Internal, "the insert returned fewer events than appended")
+		default:
+			out[i] = fromDB(rs[0])
+			byJob[job] = rs[1:]
+		}
 	}
-	return nil
+	return out, errs, nil
 }

@@ -63,6 +63,18 @@ func setupGroupCommit(t *testing.T, hold bool) *gcBundle {
 	return b
 }
 
+// setupPlainGroupCommit is setupGroupCommit with no BeforeCommit hook, as
+// the daemon runs it: a batch of unkeyed creates needs no explicit
+// transaction then.
+func setupPlainGroupCommit(t *testing.T) *gcBundle {
+	t.Helper()
+	pool, _ := pgtest.NewPool(t)
+	b := &gcBundle{ctx: context.Background(), pool: pool}
+	b.gc = jobs.NewGroupCommit(pool, jobs.GroupCommitOptions{Options: batcher.Options{Manual: true}})
+	t.Cleanup(b.gc.Close)
+	return b
+}
+
 type createOutcome struct {
 	job     jobs.Job
 	created bool
@@ -286,17 +298,44 @@ func TestGroupCommitCloseCommitsPending(t *testing.T) {
 	require.Equal(t, apperr.Unavailable, apperr.CodeOf(err))
 }
 
-// A batch's unkeyed creates go in one multi-row insert; each caller still
-// gets exactly its own job, with its own values, as Repo.Create would
-// have written it.
+// A batch's unkeyed creates go in one multi-row insert, its own
+// transaction (or within the batch's transaction when a BeforeCommit hook
+// needs one); each caller still gets exactly its own job, with its own
+// values, as Repo.Create would have written it, and a create the database
+// refuses fails alone.
 func TestGroupCommitManyUnkeyedCreates(t *testing.T) {
 	t.Parallel()
-	b := setupGroupCommit(t, false)
+	for _, hooked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hook=%v", hooked), func(t *testing.T) {
+			t.Parallel()
+			var b *gcBundle
+			if hooked {
+				b = setupGroupCommit(t, false)
+			} else {
+				b = setupPlainGroupCommit(t)
+			}
+			manyUnkeyedCreates(t, b)
+			if hooked {
+				require.EqualValues(t, 1, b.batches.Load(), "one commit for the batch")
+			}
+		})
+	}
+}
+
+func manyUnkeyedCreates(t *testing.T, b *gcBundle) {
 	owner := uuid.NullUUID{UUID: newUser(t, b.pool), Valid: true}
 	runAt := time.Now().Add(time.Hour).Round(time.Microsecond)
 	var outs []<-chan createOutcome
 	var want []jobs.CreateParams
+	var ghost <-chan createOutcome
 	for i := range 12 {
+		if i == 5 {
+			// Passes validation but breaks a foreign key in the
+			// database: only this create fails.
+			p := job(videoURL + "&ghost")
+			p.APIKeyID = uuid.NullUUID{UUID: uuid.New(), Valid: true}
+			ghost = b.submit(t, b.ctx, p)
+		}
 		p := job(fmt.Sprintf("%s&many=%d", videoURL, i))
 		p.Params = json.RawMessage(fmt.Sprintf(`{"start":%d}`, i))
 		switch i % 3 {
@@ -310,13 +349,17 @@ func TestGroupCommitManyUnkeyedCreates(t *testing.T) {
 		outs = append(outs, b.submit(t, b.ctx, p))
 	}
 	b.gc.Flush()
+	require.Equal(t, apperr.InvalidInput, apperr.CodeOf(wait(t, ghost).err))
+	require.Zero(t, countByURL(t, b, videoURL+"&ghost"))
 	ids := map[uuid.UUID]bool{}
+	var created []uuid.UUID
 	for i, c := range outs {
 		o := wait(t, c)
 		require.NoError(t, o.err)
 		require.True(t, o.created)
 		require.False(t, ids[o.job.ID], "every caller gets a job of its own")
 		ids[o.job.ID] = true
+		created = append(created, o.job.ID)
 		// What the caller got is what the database holds.
 		stored, err := jobs.New(b.pool).Get(b.ctx, o.job.ID)
 		require.NoError(t, err)
@@ -332,5 +375,7 @@ func TestGroupCommitManyUnkeyedCreates(t *testing.T) {
 		}
 		require.Equal(t, []statusEvent{{To: "queued"}}, statusEvents(t, b.pool, o.job.ID))
 	}
-	require.EqualValues(t, 1, b.batches.Load(), "one commit for the batch")
+	var xids int
+	require.NoError(t, b.pool.QueryRow(b.ctx, "select count(distinct xmin::text) from jobs where id = any($1)", created).Scan(&xids))
+	require.Equal(t, 1, xids, "the batch's jobs were written by one transaction")
 }

@@ -42,8 +42,8 @@ type Options struct {
 	// Only runs just the named phases (PhaseNames), and the bulk load the
 	// volume phases need; empty runs them all.
 	Only []string
-	Keep        bool // keep the database (and local cluster folder) afterwards
-	Log         io.Writer
+	Keep bool // keep the database (and local cluster folder) afterwards
+	Log  io.Writer
 }
 
 func (o *Options) defaults() {

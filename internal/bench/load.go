@@ -9,8 +9,13 @@ import (
 // load brings the database to the configured volume inside the server
 // (generate_series), the way a long-lived production database looks:
 // statuses mixed (mostly done), 30 days of creation times, 1000 owners,
-// about a tenth of the finished jobs already expired, events spread over
-// jobs. Triggers are skipped for the bulk rows (session_replication_role)
+// every finished job expiring one retention after it finished (one
+// CLIPPER_JOB_RETENTION for all, sized so that about a tenth of them have
+// already expired), events spread over jobs. Rows are written in time
+// order, as production appends them: jobs by creation, events by their
+// job's creation and then their own time, so a job's events share pages
+// with the events of jobs created (and so expiring) about when it was.
+// Triggers are skipped for the bulk rows (session_replication_role)
 // because the events are written explicitly; then ANALYZE and VACUUM.
 func (e *env) load(ctx context.Context) error {
 	var have int
@@ -56,24 +61,24 @@ func (e *env) load(ctx context.Context) error {
 			  case when s.status = 'failed' then 'ffmpeg exited with status 1' end,
 			  c.created, c.created,
 			  case when s.status in ('done', 'failed', 'canceled')
-			       then now() - interval '1 day' + (random() * interval '10 days') end
+			       then c.created + interval '30 seconds' + interval '27 days' end
 			-- offset 0 keeps the id one value per row for both columns
 			-- (results live under their job's prefix).
 			from (select g, gen_random_uuid() from generate_series($1::bigint, $2::bigint) g offset 0) x(g, jid)
-			cross join lateral (select now() - random() * interval '30 days' as created) c
+			cross join lateral (select now() - interval '30 days' * (($3::bigint - g)::float8 / $3::bigint) as created) c
 			cross join lateral (select case
 			    when g % 100 < 70 then 'done'::job_status
 			    when g % 100 < 80 then 'failed'::job_status
 			    when g % 100 < 90 then 'queued'::job_status
 			    when g % 100 < 95 then 'processing'::job_status
-			    else 'canceled'::job_status end as status) s`, done, done+n-1)
+			    else 'canceled'::job_status end as status) s`, done, done+n-1, jobsToAdd)
 		if err != nil {
 			return err
 		}
 		e.logf("  jobs: %d/%d (%.0f rows/s)", done+n, jobsToAdd, float64(done+n)/time.Since(start).Seconds())
 	}
 
-	// Events: spread over jobs by a deterministic stride, in chunks by job.
+	// Events: perJob for every job, in chunks by job, in time order.
 	var haveEvents int
 	if err := conn.QueryRow(ctx, "select count(*) from job_events").Scan(&haveEvents); err != nil {
 		return err
@@ -82,7 +87,7 @@ func (e *env) load(ctx context.Context) error {
 	if eventsToAdd > 0 {
 		perJob := max(eventsToAdd/max(e.opts.Jobs, 1), 1)
 		start = time.Now()
-		if _, err := conn.Exec(ctx, "create temporary table bench_job_ids as select id, created_at, row_number() over () as n from jobs"); err != nil {
+		if _, err := conn.Exec(ctx, "create temporary table bench_job_ids as select id, created_at, row_number() over (order by created_at, id) as n from jobs"); err != nil {
 			return err
 		}
 		var total int
@@ -101,7 +106,8 @@ func (e *env) load(ctx context.Context) error {
 				       when k % 5 = 0 then jsonb_build_object('progress', least(k * 10, 100))
 				       else jsonb_build_object('stage', 'transcode', 'frame', k * 300) end
 				from bench_job_ids j cross join generate_series(1, $3::int) k
-				where j.n between $1 and $2`, lo, hi, perJob)
+				where j.n between $1 and $2
+				order by j.n, k`, lo, hi, perJob)
 			if err != nil {
 				return err
 			}

@@ -7,13 +7,25 @@ order by expires_at
 limit sqlc.arg(max_rows)
 for update skip locked;
 
--- name: CountEventsOfJobs :one
--- An index-only range scan of job_events' primary key per job.
-select count(*) from job_events where job_id = any(sqlc.arg(job_ids)::uuid[]);
+-- name: DeleteExpiredJobs :execrows
+-- One cleanup batch in one statement: the jobs LockExpiredJobs would lock
+-- (skipping rows other transactions hold), deleted; job_events rows go by
+-- the foreign key's cascade. The ids go through an array so that every
+-- plan (a generic one too) deletes by the primary key, never by a hash
+-- join over a scan of the table.
+delete from jobs where id = any (array(
+  select id from jobs
+  where expires_at < now() and status <> 'processing'
+  order by expires_at
+  limit sqlc.arg(max_rows)
+  for update skip locked));
 
--- name: DeleteJobsByID :execrows
--- job_events rows go by the foreign key's cascade.
-delete from jobs where id = any(sqlc.arg(job_ids)::uuid[]);
+-- name: EventsDeletedInTx :one
+-- job_events rows this transaction has deleted so far (the statistics
+-- system's per-transaction counter, kept while track_counts is on, as
+-- autovacuum needs): what a cleanup batch's cascade deleted, counted for
+-- free.
+select pg_stat_get_xact_tuples_deleted('public.job_events'::regclass)::bigint;
 
 -- name: LockDueObjectDeletions :many
 -- One drain batch of the object outbox: rows due now, soonest first. Held

@@ -11,18 +11,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const countEventsOfJobs = `-- name: CountEventsOfJobs :one
-select count(*) from job_events where job_id = any($1::uuid[])
-`
-
-// An index-only range scan of job_events' primary key per job.
-func (q *Queries) CountEventsOfJobs(ctx context.Context, jobIds []uuid.UUID) (int64, error) {
-	row := q.db.QueryRow(ctx, countEventsOfJobs, jobIds)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
 const countObjectDeletions = `-- name: CountObjectDeletions :one
 select count(*) from clipper_internal.object_deletions
 `
@@ -34,17 +22,41 @@ func (q *Queries) CountObjectDeletions(ctx context.Context) (int64, error) {
 	return count, err
 }
 
-const deleteJobsByID = `-- name: DeleteJobsByID :execrows
-delete from jobs where id = any($1::uuid[])
+const deleteExpiredJobs = `-- name: DeleteExpiredJobs :execrows
+delete from jobs where id = any (array(
+  select id from jobs
+  where expires_at < now() and status <> 'processing'
+  order by expires_at
+  limit $1
+  for update skip locked))
 `
 
-// job_events rows go by the foreign key's cascade.
-func (q *Queries) DeleteJobsByID(ctx context.Context, jobIds []uuid.UUID) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteJobsByID, jobIds)
+// One cleanup batch in one statement: the jobs LockExpiredJobs would lock
+// (skipping rows other transactions hold), deleted; job_events rows go by
+// the foreign key's cascade. The ids go through an array so that every
+// plan (a generic one too) deletes by the primary key, never by a hash
+// join over a scan of the table.
+func (q *Queries) DeleteExpiredJobs(ctx context.Context, maxRows int32) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteExpiredJobs, maxRows)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const eventsDeletedInTx = `-- name: EventsDeletedInTx :one
+select pg_stat_get_xact_tuples_deleted('public.job_events'::regclass)::bigint
+`
+
+// job_events rows this transaction has deleted so far (the statistics
+// system's per-transaction counter, kept while track_counts is on, as
+// autovacuum needs): what a cleanup batch's cascade deleted, counted for
+// free.
+func (q *Queries) EventsDeletedInTx(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, eventsDeletedInTx)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
 }
 
 const finishObjectDeletions = `-- name: FinishObjectDeletions :execrows

@@ -739,7 +739,7 @@ func TestMeasureRollingRetention(t *testing.T) {
 			paused := slot >= pauseAt && slot < pauseAt+pauseFor
 			for !paused && cleaned <= slot-retention {
 				old := slotJobs[cleaned]
-				// The cleanup's count of the batch's events (CountEventsOfJobs).
+				// A count of the batch's events (as the cleanup once counted them).
 				rows, err := conn.Query(ctx, `explain (analyze, costs off, timing off, summary off)
 					select count(*) from job_events where job_id = any($1::uuid[])`, old)
 				require.NoError(t, err)

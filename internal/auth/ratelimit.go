@@ -46,11 +46,6 @@ type Limiter interface {
 // window to clean up. GCRA spreads the limit evenly (a burst of the whole
 // limit, then one request per period/limit), needs one row per key, and
 // its update changes no indexed column, so it stays a HOT update.
-//
-// Take's statement must be its own transaction (db a pool): it commits
-// without waiting for its WAL flush (see TakeRateLimit), so that a key's
-// requests do not queue on its row lock for one disk flush each; a crash
-// can hand a key back the last fraction of a second of its allowance.
 type PGLimiter struct {
 	q *dbgen.Queries
 }

@@ -94,22 +94,6 @@ func TestPGLimiter(t *testing.T) {
 		require.Zero(t, n)
 	})
 
-	// The limiter's statement is its own transaction, whose commit must
-	// not hold the key's row lock through a WAL flush: it turns off
-	// synchronous_commit for that transaction alone.
-	t.Run("CommitDoesNotWaitForTheDisk", func(t *testing.T) {
-		t.Parallel()
-		tx := pgtest.Tx(t)
-		key := newKey(t, tx)
-		_, err := tx.Exec(ctx, "set local synchronous_commit = on")
-		require.NoError(t, err)
-		_, err = auth.NewLimiter(tx).Take(ctx, key.ID, 10)
-		require.NoError(t, err)
-		var setting string
-		require.NoError(t, tx.QueryRow(ctx, "select current_setting('synchronous_commit')").Scan(&setting))
-		require.Equal(t, "off", setting)
-	})
-
 	t.Run("UnknownKey", func(t *testing.T) {
 		t.Parallel()
 		tx := pgtest.Tx(t)

@@ -14,11 +14,9 @@ import (
 )
 
 const takeRateLimit = `-- name: TakeRateLimit :one
-with async as (
-  select set_config('synchronous_commit', 'off', true)
-), taken as (
+with taken as (
   insert into clipper_internal.api_key_rate_limits as r (key_id, tat)
-  select $1, now() + $2::interval from async
+  values ($1, now() + $2::interval)
   on conflict (key_id) do update
     set tat = greatest(r.tat, now()) + $2::interval
     where greatest(r.tat, now()) + $2::interval
@@ -49,14 +47,6 @@ type TakeRateLimitRow struct {
 // the current tat of a refused request (from the statement's snapshot,
 // which may trail a concurrent writer: it only sizes Retry-After). A
 // refusal that races the key's very first request returns no row.
-//
-// The statement is its own transaction, and that transaction commits
-// without waiting for its WAL flush (synchronous_commit off for it alone,
-// set by the statement itself): every request of a key updates the key's
-// one row, so a durable commit would hold the row lock through a flush and
-// serialize the key's requests on the disk. What a crash can lose is the
-// last fraction of a second of GCRA state (wal_writer_delay, three times
-// at most): a key then gets that much of its allowance again.
 func (q *Queries) TakeRateLimit(ctx context.Context, arg TakeRateLimitParams) (TakeRateLimitRow, error) {
 	row := q.db.QueryRow(ctx, takeRateLimit, arg.KeyID, arg.EmissionInterval, arg.Period)
 	var i TakeRateLimitRow

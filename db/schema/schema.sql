@@ -154,8 +154,8 @@ CREATE PROCEDURE clipper_internal.cleanup_expired(IN batch_size integer DEFAULT 
     LANGUAGE plpgsql
     AS $$
 declare
-  ids uuid[];
-  n_events bigint;
+  n_jobs bigint;
+  events_before bigint;
   total_jobs bigint := 0;
   total_events bigint := 0;
   batches integer := 0;
@@ -164,20 +164,22 @@ begin
     raise exception 'batch_size must be 1..10000 and max_batches positive' using errcode = '22023';
   end if;
   loop
-    select array_agg(id) into ids from (
-      select j.id from public.jobs j
-      where j.expires_at < now() and j.status <> 'processing'
-      order by j.expires_at
+    events_before := pg_stat_get_xact_tuples_deleted('public.job_events'::regclass);
+    -- The ids go through an array so that the delete goes by the primary
+    -- key, never by a hash join over a scan of the table.
+    delete from public.jobs j where j.id = any (array(
+      select s.id from public.jobs s
+      where s.expires_at < now() and s.status <> 'processing'
+      order by s.expires_at
       limit batch_size
-      for update skip locked) s;
-    exit when ids is null;
-    select count(*) into n_events from public.job_events e where e.job_id = any(ids);
-    delete from public.jobs j where j.id = any(ids);
-    total_jobs := total_jobs + cardinality(ids);
-    total_events := total_events + n_events;
+      for update skip locked));
+    get diagnostics n_jobs = row_count;
+    exit when n_jobs = 0;
+    total_jobs := total_jobs + n_jobs;
+    total_events := total_events + pg_stat_get_xact_tuples_deleted('public.job_events'::regclass) - events_before;
     batches := batches + 1;
     commit;
-    exit when cardinality(ids) < batch_size or batches >= max_batches;
+    exit when n_jobs < batch_size or batches >= max_batches;
   end loop;
   raise notice 'clipper cleanup: deleted % jobs and % events in % batches', total_jobs, total_events, batches;
 end

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -96,12 +98,22 @@ func TestSchedulerRunsOnOneReplicaAtATime(t *testing.T) {
 func TestCleanupProcedureForPgCron(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := pgtest.NewPool(t)
+	pool, dsn := pgtest.NewPool(t)
 	seedRetention(t, pool, 12)
 
-	// pg_cron runs the CALL outside a transaction block, as here.
-	_, err := pool.Exec(ctx, "call clipper_internal.cleanup_expired(5, 100)")
+	// pg_cron runs the CALL outside a transaction block, as here; its
+	// notice reports what it deleted.
+	cfg, err := pgx.ParseConfig(dsn)
 	require.NoError(t, err)
+	var notices []string
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Message) }
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "call clipper_internal.cleanup_expired(5, 100)")
+	require.NoError(t, err)
+	require.Equal(t, []string{"clipper cleanup: deleted 12 jobs and 36 events in 3 batches"}, notices,
+		"three status events each (queued, processing, done)")
 	require.Equal(t, 2, count(t, pool, "select count(*) from jobs"), "only the processing jobs are left")
 	require.Equal(t, 2, count(t, pool, "select clipper_internal.reap_stale_jobs(interval '1 minute', interval '1 hour')"))
 	require.Equal(t, 2, count(t, pool, "select count(*) from jobs where status = 'queued'"))

@@ -21,7 +21,7 @@ import (
 // an LWLock (WALWrite: waiting for a WAL flush), or on I/O.
 type profile struct {
 	cpuStart              cpuTimes
-	stop                  context.CancelFunc
+	stop                  func()
 	done                  chan struct{}
 	mu                    sync.Mutex
 	samples               int // backend-samples
@@ -49,9 +49,14 @@ func readCPU() cpuTimes {
 	return t
 }
 
+// startProfile samples until finish. The sampler stops between its
+// statements, never by canceling one: a pgx connection whose statement was
+// canceled mid-flight can fail its next use (jackc/pgx#1800, #2100), and
+// this one goes back to the pool the phases share. A connection whose
+// statement failed is closed, not returned.
 func startProfile(ctx context.Context, pool *pgxpool.Pool) *profile {
-	ctx, cancel := context.WithCancel(ctx)
-	p := &profile{cpuStart: readCPU(), stop: cancel, done: make(chan struct{}), events: map[string]int{}}
+	stop := make(chan struct{})
+	p := &profile{cpuStart: readCPU(), stop: func() { close(stop) }, done: make(chan struct{}), events: map[string]int{}}
 	go func() {
 		defer close(p.done)
 		conn, err := pool.Acquire(ctx)
@@ -63,6 +68,8 @@ func startProfile(ctx context.Context, pool *pgxpool.Pool) *profile {
 		defer t.Stop()
 		for {
 			select {
+			case <-stop:
+				return
 			case <-ctx.Done():
 				return
 			case <-t.C:
@@ -71,6 +78,7 @@ func startProfile(ctx context.Context, pool *pgxpool.Pool) *profile {
 				where state = 'active' and backend_type = 'client backend'
 				  and pid <> pg_backend_pid() and datname = current_database()`)
 			if err != nil {
+				_ = conn.Conn().Close(context.WithoutCancel(ctx))
 				return
 			}
 			p.mu.Lock()
@@ -96,6 +104,10 @@ func startProfile(ctx context.Context, pool *pgxpool.Pool) *profile {
 			}
 			p.mu.Unlock()
 			rows.Close()
+			if rows.Err() != nil {
+				_ = conn.Conn().Close(context.WithoutCancel(ctx))
+				return
+			}
 		}
 	}()
 	return p

@@ -24,6 +24,13 @@ func TestBenchReportsEveryMetric(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every benchmark phase")
 	}
+	// The bench migrates a database of its own on the test server. On a
+	// fresh server, the plain-Postgres bootstrap creates cluster-wide roles,
+	// which the other tests' template build (in this binary or another)
+	// creates at the same moment: two CREATE ROLE of one name race (a
+	// unique violation, seen once). Building the template first, under its
+	// lock, leaves the bench's bootstrap nothing cluster-wide to create.
+	pgtest.Template(t)
 	rep, err := bench.Run(context.Background(), bench.Options{
 		DatabaseURL: pgtest.ServerURL(t), Jobs: 3000, Events: 30000, Clients: 4, Workers: 2,
 		Phase: 300 * time.Millisecond, Samples: 30,

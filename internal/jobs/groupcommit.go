@@ -142,8 +142,8 @@ var errFaultAmongMany = errors.New("a create of the multi-row insert is at fault
 // batch of unkeyed creates only is that one statement, with no explicit
 // transaction unless a BeforeCommit hook needs one. It returns the index
 // of a create whose own error aborted the transaction (errFaultAmongMany
-// if it was in the multi-row insert), or -1 and the batch's outcome. On success every live call has its result, set only
-// after the commit.
+// if it was in the multi-row insert), or -1 and the batch's outcome. On
+// success every live call has its result, set only after the commit.
 func (g *GroupCommit) try(ctx context.Context, live []*batcher.Call[createCall, createResult], many bool) (int, error) {
 	if many && g.hook == nil && live[len(live)-1].In.key() == "" {
 		// Unkeyed creates only (keyed ones sort last): the multi-row

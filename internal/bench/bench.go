@@ -100,6 +100,9 @@ type Machine struct {
 	Jobs       int    `json:"jobs"`
 	Events     int    `json:"events"`
 	DurableWAL bool   `json:"fsync"`
+	// HugePages is whether the server's buffer pool is on huge pages:
+	// "on", "off", or "unknown" for a server the bench did not start.
+	HugePages string `json:"huge_pages"`
 }
 
 func (r *Report) add(name string, value float64, unit string) {
@@ -118,10 +121,11 @@ func (r *Report) Get(name string) (float64, bool) {
 
 // env is what the phases share.
 type env struct {
-	opts Options
-	pool *pgxpool.Pool
-	dsn  string
-	rep  *Report
+	opts      Options
+	hugePages string // Machine.HugePages, found when the bench starts its cluster
+	pool      *pgxpool.Pool
+	dsn       string
+	rep       *Report
 }
 
 func (e *env) logf(format string, args ...any) {
@@ -136,7 +140,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{}
-	e := &env{opts: opts, rep: rep}
+	e := &env{opts: opts, rep: rep, hugePages: "unknown"}
 
 	dsn, cleanup, err := e.database(ctx)
 	if err != nil {
@@ -161,6 +165,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	rep.Machine.DurableWAL = fsync == "on"
+	rep.Machine.HugePages = e.hugePages
 
 	for _, p := range e.phases() {
 		if err := ctx.Err(); err != nil {
@@ -269,6 +274,12 @@ func (e *env) database(ctx context.Context) (string, func(), error) {
 		return "", nil, err
 	}
 	e.logf("local cluster in %s on port %d", dir, db.Cluster.Port())
+	if huge, err := db.Cluster.HugePages(); err == nil {
+		e.hugePages = map[bool]string{true: "on", false: "off"}[huge]
+		if !huge {
+			e.logf("the buffer pool is on 4 kB pages (too few huge pages reserved: vm.nr_hugepages): every connection faults each page in on first touch, which on some virtual machines bounds the volume phases (docs/performance.md)")
+		}
+	}
 	return db.URL, func() {
 		_ = db.Stop(context.Background())
 		if !e.opts.Keep {
@@ -334,8 +345,8 @@ func (e *env) addLatency(name string, l *latencies) {
 // WriteTable prints the report for a person.
 func (r *Report) WriteTable(w io.Writer) {
 	m := r.Machine
-	fmt.Fprintf(w, "machine: %d cores, PostgreSQL %s (fsync %v), %s; volume %d jobs, %d events\n\n",
-		m.Cores, m.Postgres, m.DurableWAL, m.GoVersion, m.Jobs, m.Events)
+	fmt.Fprintf(w, "machine: %d cores, PostgreSQL %s (fsync %v, huge pages %s), %s; volume %d jobs, %d events\n\n",
+		m.Cores, m.Postgres, m.DurableWAL, m.HugePages, m.GoVersion, m.Jobs, m.Events)
 	fmt.Fprintf(w, "%-36s %14s  %s\n", "metric", "value", "unit")
 	fmt.Fprintf(w, "%-36s %14s  %s\n", strings.Repeat("-", 36), strings.Repeat("-", 14), "----")
 	for _, x := range r.Metrics {

@@ -239,6 +239,20 @@ func (c *Cluster) Port() int { return c.port }
 // DataDir returns the absolute path of the cluster's data directory.
 func (c *Cluster) DataDir() string { return c.dataDir }
 
+// HugePages reports whether the server's main shared memory (the buffer
+// pool) is mapped on huge pages: the postmaster's map then names
+// /anon_hugepage. With the default huge_pages=try the server takes them
+// when the kernel has enough reserved (vm.nr_hugepages) and otherwise
+// silently uses normal pages, which every backend maps one 4 kB page at a
+// time on first touch.
+func (c *Cluster) HugePages() (bool, error) {
+	maps, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.proc.Pid), "maps"))
+	if err != nil {
+		return false, fmt.Errorf("pgcluster: huge pages: %w", err)
+	}
+	return bytes.Contains(maps, []byte("/anon_hugepage")), nil
+}
+
 // DSN returns a connection URL for database as the postgres superuser.
 func (c *Cluster) DSN(database string) string {
 	u := url.URL{

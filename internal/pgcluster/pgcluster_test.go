@@ -221,3 +221,24 @@ func TestServerHasItsOwnProcessGroup(t *testing.T) {
 	}
 	noErr(t, c.Stop(ctx), "Stop")
 }
+
+func TestHugePagesReportsTheBufferPoolMapping(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dir := testDataDir(t)
+	for _, mode := range []string{"off", "on"} {
+		c, err := Start(ctx, Options{DataDir: dir, Fast: true,
+			Settings: map[string]string{"huge_pages": mode, "shared_buffers": "32MB"}})
+		if mode == "on" && err != nil && strings.Contains(err.Error(), "could not map anonymous shared memory") {
+			t.Logf("huge_pages=on: this machine has too few huge pages reserved (vm.nr_hugepages): %v", err)
+			continue
+		}
+		noErr(t, err, "Start huge_pages="+mode)
+		got, err := c.HugePages()
+		noErr(t, err, "HugePages")
+		noErr(t, c.Stop(ctx), "Stop")
+		if got != (mode == "on") {
+			t.Errorf("huge_pages=%s: HugePages() = %v", mode, got)
+		}
+	}
+}

@@ -61,9 +61,7 @@ func (l *PGLimiter) Take(ctx context.Context, keyID uuid.UUID, perPeriod int) (D
 	if perPeriod < 1 {
 		return Decision{}, apperr.New(apperr.Internal, "rate limit must be positive")
 	}
-	// Rounded down to whole microseconds (the resolution of interval), so
-	// that perPeriod emission intervals always fit in one period.
-	emission := (RatePeriod / time.Duration(perPeriod)).Truncate(time.Microsecond)
+	emission := emissionOf(perPeriod)
 	row, err := l.q.TakeRateLimit(ctx, dbgen.TakeRateLimitParams{
 		KeyID:            keyID,
 		EmissionInterval: pgtype.Interval{Microseconds: emission.Microseconds(), Valid: true},
@@ -76,14 +74,28 @@ func (l *PGLimiter) Take(ctx context.Context, keyID uuid.UUID, perPeriod int) (D
 	if err != nil {
 		return Decision{}, apperr.FromDB(err, "rate limit")
 	}
-	ahead := max(row.Tat.Sub(row.CheckedAt), 0) // how far the key is ahead of its allowance
-	d := Decision{Allowed: row.Allowed, Limit: perPeriod, Reset: ahead}
-	if row.Allowed {
+	return decide(row.Allowed, perPeriod, row.Tat, row.CheckedAt), nil
+}
+
+// emissionOf is the GCRA emission interval of a limit: RatePeriod /
+// perPeriod, rounded down to whole microseconds (the resolution of
+// interval), so that perPeriod of them always fit in one period.
+func emissionOf(perPeriod int) time.Duration {
+	return (RatePeriod / time.Duration(perPeriod)).Truncate(time.Microsecond)
+}
+
+// decide makes the Decision of a request the database admitted or not,
+// from the key's tat after it and the database clock.
+func decide(allowed bool, perPeriod int, tat, checkedAt time.Time) Decision {
+	emission := emissionOf(perPeriod)
+	ahead := max(tat.Sub(checkedAt), 0) // how far the key is ahead of its allowance
+	d := Decision{Allowed: allowed, Limit: perPeriod, Reset: ahead}
+	if allowed {
 		d.Remaining = min(max(int((RatePeriod-ahead)/emission), 0), perPeriod)
 	} else {
 		d.RetryAfter = max(ahead-RatePeriod+emission, time.Millisecond)
 	}
-	return d, nil
+	return d
 }
 
 // limit applies the key's rate limit and sets the RateLimit-* headers.

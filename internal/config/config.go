@@ -89,7 +89,7 @@ var Vars = []Var{
 	{"CLIPPER_LOG_LEVEL", "info", "debug, info, warn or error.", false},
 	{"CLIPPER_LOG_FORMAT", "text", "text or json.", false},
 	{"CLIPPER_DB_MAX_CONNS", "20", "Connection pool size.", false},
-	{"CLIPPER_GROUP_COMMIT_WINDOW", "1ms", "Longest a single job create or event append waits to share one commit with concurrent ones (group commit; an idle daemon never waits). 0 turns it off.", false},
+	{"CLIPPER_GROUP_COMMIT_WINDOW", "1ms", "Longest a single job create, event append or rate-limit take waits to share one statement and commit with concurrent ones (group commit; an idle daemon never waits). 0 turns it off.", false},
 	{"CLIPPER_ARGON2_MEMORY_KIB", "19456", "argon2id memory per key hash (OWASP minimum 19456).", false},
 	{"CLIPPER_ARGON2_ITERATIONS", "2", "argon2id iterations (OWASP minimum 2).", false},
 	{"CLIPPER_ARGON2_PARALLELISM", "1", "argon2id lanes.", false},

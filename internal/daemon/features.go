@@ -27,7 +27,7 @@ func (f *features) register(ctx context.Context, e *echo.Echo) error {
 	}
 	{
 		opts := auth.ConfigOptions(f.cfg)
-		opts.Keys, opts.Limiter = keys, auth.NewLimiter(f.limitDB)
+		opts.Keys, opts.Limiter = keys, f.rateLimiter()
 		opts.Logger, opts.Metrics, opts.Connected = f.log, f.metrics, f.listener.Connected
 		if f.auth, err = auth.New(opts); err != nil {
 			return err

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 
+	"github.com/clipper/clipper/internal/auth"
 	"github.com/clipper/clipper/internal/batcher"
 	"github.com/clipper/clipper/internal/events"
 	"github.com/clipper/clipper/internal/jobs"
@@ -29,4 +30,20 @@ func (f *features) groupCommit() (*jobs.GroupCommit, *events.GroupCommit) {
 	})
 	f.log.Info("group commit on", "window", w)
 	return creates, appends
+}
+
+// rateLimiter returns the rate limiter, on the rate-limit pool: with group
+// commit on, concurrent takes share one statement (auth.BatchLimiter), so a
+// busy key's row is locked and updated once a batch, not once a request.
+func (f *features) rateLimiter() auth.Limiter {
+	w := f.cfg.GroupCommitWindow
+	if w <= 0 {
+		return auth.NewLimiter(f.limitDB)
+	}
+	l := auth.NewBatchLimiter(f.limitDB, batcher.Options{Window: w, Timeout: f.cfg.RequestTimeout})
+	f.background("rate limit group commit", func(ctx context.Context) {
+		<-ctx.Done()
+		l.Close()
+	})
+	return l
 }

@@ -13,6 +13,22 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+const ensureRateLimitRows = `-- name: EnsureRateLimitRows :exec
+insert into clipper_internal.api_key_rate_limits (key_id, tat)
+select k.id, now() from unnest($1::uuid[]) as k(id)
+where exists (select 1 from public.api_keys a where a.id = k.id)
+order by k.id
+on conflict (key_id) do nothing
+`
+
+// Makes the GCRA row of keys that have none yet, with nothing spent
+// (tat = now). Keys that do not exist are skipped: their requests fail
+// through TakeRateLimit, as a single request of them does.
+func (q *Queries) EnsureRateLimitRows(ctx context.Context, keyIds []uuid.UUID) error {
+	_, err := q.db.Exec(ctx, ensureRateLimitRows, keyIds)
+	return err
+}
+
 const takeRateLimit = `-- name: TakeRateLimit :one
 with taken as (
   insert into clipper_internal.api_key_rate_limits as r (key_id, tat)
@@ -52,4 +68,87 @@ func (q *Queries) TakeRateLimit(ctx context.Context, arg TakeRateLimitParams) (T
 	var i TakeRateLimitRow
 	err := row.Scan(&i.Allowed, &i.Tat, &i.CheckedAt)
 	return i, err
+}
+
+const takeRateLimits = `-- name: TakeRateLimits :many
+with req as (
+  select unnest($1::uuid[]) as key_id, unnest($2::int[]) as n,
+         unnest($3::bigint[]) as emission_us
+),
+cur as (
+  select r.key_id, greatest(r.tat, now()) as start
+  from clipper_internal.api_key_rate_limits r
+  where r.key_id = any ($1::uuid[])
+  order by r.key_id
+  for update
+),
+fit as (
+  select c.key_id, c.start, q.emission_us,
+         least(q.n, greatest(
+           (extract(epoch from (now() + $4::interval - c.start)) * 1000000)::bigint / q.emission_us, 0))::int as admitted
+  from cur c join req q on q.key_id = c.key_id
+),
+moved as (
+  update clipper_internal.api_key_rate_limits r
+  set tat = f.start + (f.admitted * f.emission_us) * interval '1 microsecond'
+  from fit f
+  where r.key_id = f.key_id and f.admitted > 0
+)
+select f.key_id, f.start::timestamptz as start, f.admitted, now()::timestamptz as checked_at from fit f
+`
+
+type TakeRateLimitsParams struct {
+	KeyIds      []uuid.UUID     `json:"key_ids"`
+	Counts      []int32         `json:"counts"`
+	EmissionsUs []int64         `json:"emissions_us"`
+	Period      pgtype.Interval `json:"period"`
+}
+
+type TakeRateLimitsRow struct {
+	KeyID     uuid.UUID `json:"key_id"`
+	Start     time.Time `json:"start"`
+	Admitted  int32     `json:"admitted"`
+	CheckedAt time.Time `json:"checked_at"`
+}
+
+// A batch of requests of several keys in one statement: for each key
+// (distinct in key_ids) counts[i] requests, each needing emissions_us[i]
+// microseconds. It
+// admits as many as the key's GCRA lets in one after another (the same
+// as counts[i] TakeRateLimit statements at one instant), moves the key's
+// tat past them, and returns where they started (start: the key's tat,
+// or now when it is behind) and how many were admitted. The rows are
+// locked in key order, as concurrent batches and single takes see them.
+// A key without a row yet returns none (EnsureRateLimitRows makes it).
+// Time is counted in whole microseconds, the resolution of interval, so
+// the division is exact. The arrays have one length (unnest in the select
+// list zips them).
+func (q *Queries) TakeRateLimits(ctx context.Context, arg TakeRateLimitsParams) ([]TakeRateLimitsRow, error) {
+	rows, err := q.db.Query(ctx, takeRateLimits,
+		arg.KeyIds,
+		arg.Counts,
+		arg.EmissionsUs,
+		arg.Period,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []TakeRateLimitsRow{}
+	for rows.Next() {
+		var i TakeRateLimitsRow
+		if err := rows.Scan(
+			&i.KeyID,
+			&i.Start,
+			&i.Admitted,
+			&i.CheckedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -59,6 +59,9 @@ var executableByAPIRoles = map[string]struct {
 	"clipper_internal.object_job_id(text)": {
 		reason: "the results read policy maps an object to its job with it", authenticatedOnly: true,
 		absent: "lands with the object-isolation migration"},
+	"clipper_internal.uuid_v7()": {
+		reason: "the jobs.id default runs it as the inserting role; it returns a new id and reads nothing", authenticatedOnly: true,
+		absent: "lands with the time-ordered job ids migration"},
 	"clipper_internal.may_create_jobs()": {
 		reason: "the restrictive policy that keeps anonymous sign-ins from creating jobs calls it", authenticatedOnly: true,
 		absent: "lands with the object-isolation migration"},

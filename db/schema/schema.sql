@@ -458,6 +458,24 @@ CREATE FUNCTION clipper_internal.reap_stale_jobs(older_than interval DEFAULT '00
 $$;
 
 --
+-- Name: uuid_v7(); Type: FUNCTION; Schema: clipper_internal; Owner: -
+--
+
+CREATE FUNCTION clipper_internal.uuid_v7() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    AS $$
+  select pg_catalog.encode(
+    pg_catalog.set_bit(pg_catalog.set_bit(
+      pg_catalog.overlay(
+        pg_catalog.uuid_send(pg_catalog.gen_random_uuid()),
+        pg_catalog.substring(pg_catalog.int8send(
+          pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) * 1000)::bigint), 3),
+        1, 6),
+      52, 1), 53, 1),
+    'hex')::uuid
+$$;
+
+--
 -- Name: valid_object_name(text); Type: FUNCTION; Schema: clipper_internal; Owner: -
 --
 
@@ -487,7 +505,7 @@ SET default_table_access_method = heap;
 --
 
 CREATE TABLE public.jobs (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    id uuid DEFAULT clipper_internal.uuid_v7() NOT NULL,
     owner_id uuid DEFAULT auth.uid(),
     api_key_id uuid,
     source_type public.job_source_type NOT NULL,
@@ -1587,6 +1605,14 @@ REVOKE ALL ON FUNCTION clipper_internal.prune_webhook_records(older_than interva
 --
 
 REVOKE ALL ON FUNCTION clipper_internal.reap_stale_jobs(older_than interval, retention interval, max_rows integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION uuid_v7(); Type: ACL; Schema: clipper_internal; Owner: -
+--
+
+REVOKE ALL ON FUNCTION clipper_internal.uuid_v7() FROM PUBLIC;
+GRANT ALL ON FUNCTION clipper_internal.uuid_v7() TO authenticated;
+GRANT ALL ON FUNCTION clipper_internal.uuid_v7() TO service_role;
 
 --
 -- Name: FUNCTION valid_object_name(name text); Type: ACL; Schema: clipper_internal; Owner: -

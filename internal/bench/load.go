@@ -64,7 +64,7 @@ func (e *env) load(ctx context.Context) error {
 			       then c.created + interval '30 seconds' + interval '27 days' end
 			-- offset 0 keeps the id one value per row for both columns
 			-- (results live under their job's prefix).
-			from (select g, gen_random_uuid() from generate_series($1::bigint, $2::bigint) g offset 0) x(g, jid)
+			from (select g, clipper_internal.uuid_v7() from generate_series($1::bigint, $2::bigint) g offset 0) x(g, jid)
 			cross join lateral (select now() - interval '30 days' * (($3::bigint - g)::float8 / $3::bigint) as created) c
 			cross join lateral (select case
 			    when g % 100 < 70 then 'done'::job_status

@@ -53,10 +53,11 @@ const copyThreshold = 200
 // insertJobsFromArrays inserts one job per element of its arrays, in one
 // statement: CreateBatch's small batches and the group commit's unkeyed
 // creates (which name the ids, to hand each caller its row; a null id
-// takes the column default). It is not a sqlc query: sqlc types uuid[]
-// and text[] parameters as slices without nulls.
+// takes a new time-ordered id, as the column default does). It is not a
+// sqlc query: sqlc types uuid[] and text[] parameters as slices without
+// nulls.
 const insertJobsFromArrays = `insert into jobs (id, owner_id, api_key_id, source_type, source_url, source_object, params, max_attempts, run_at, expires_at)
-select coalesce(b.id, gen_random_uuid()), b.owner_id, b.api_key_id, b.source_type::job_source_type, b.source_url,
+select coalesce(b.id, clipper_internal.uuid_v7()), b.owner_id, b.api_key_id, b.source_type::job_source_type, b.source_url,
        b.source_object, b.params::jsonb, b.max_attempts, coalesce(b.run_at, now()), b.expires_at
 from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int4[], $9::timestamptz[], $10::timestamptz[])
   as b(id, owner_id, api_key_id, source_type, source_url, source_object, params, max_attempts, run_at, expires_at)`

@@ -226,7 +226,7 @@ func (r *Repo) insertMany(ctx context.Context, calls []*batcher.Call[createCall,
 	args := make([]dbgen.InsertJobParams, len(calls))
 	ids := make([]uuid.NullUUID, len(calls))
 	for i, c := range calls {
-		args[i], ids[i] = c.In.arg, uuid.NullUUID{UUID: uuid.New(), Valid: true}
+		args[i], ids[i] = c.In.arg, uuid.NullUUID{UUID: uuid.Must(uuid.NewV7()), Valid: true}
 	}
 	rows, err := r.db.Query(ctx, insertJobsFromArrays+" returning *", jobArrays(args, ids)...)
 	if err != nil {

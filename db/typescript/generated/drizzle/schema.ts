@@ -107,7 +107,7 @@ export const apiKeys = pgTable("api_keys", {
 ]);
 
 export const jobs = pgTable("jobs", {
-	id: uuid().defaultRandom().primaryKey().notNull(),
+	id: uuid().default(sql`clipper_internal.uuid_v7()`).primaryKey().notNull(),
 	ownerId: uuid("owner_id").default(sql`auth.uid()`),
 	apiKeyId: uuid("api_key_id"),
 	sourceType: jobSourceType("source_type").notNull(),

@@ -20,7 +20,9 @@ concurrent writers, and the daemon over HTTP. The database is created on
 of its own with durable settings (fsync on). It never uses DATABASE_URL,
 so it cannot load test data into the application's database. Progress
 goes to stderr; the table (or, with --json, one JSON object per line) to
-stdout.`)
+stdout. Its first line names the machine, including whether the local
+cluster's buffer pool got huge pages (vm.nr_hugepages; on a virtual
+machine they change the volume figures severalfold: docs/performance.md).`)
 	quick := fs.Bool("quick", false, "small volumes and short phases (well under two minutes)")
 	asJSON := fs.Bool("json", false, `print {"metric","value","unit"} JSON lines instead of a table`)
 	dsn := fs.String("database-url", "", "a PostgreSQL server to create the throwaway database on (superuser)")

@@ -22,7 +22,7 @@ so it cannot load test data into the application's database. Progress
 goes to stderr; the table (or, with --json, one JSON object per line) to
 stdout. Its first line names the machine, including whether the local
 cluster's buffer pool got huge pages (vm.nr_hugepages; on a virtual
-machine they change the volume figures severalfold: docs/performance.md).`)
+machine they can change the volume figures by more than 2x: docs/performance.md).`)
 	quick := fs.Bool("quick", false, "small volumes and short phases (well under two minutes)")
 	asJSON := fs.Bool("json", false, `print {"metric","value","unit"} JSON lines instead of a table`)
 	dsn := fs.String("database-url", "", "a PostgreSQL server to create the throwaway database on (superuser)")

@@ -103,14 +103,13 @@ func (l *BatchLimiter) run(ctx context.Context, calls []*batcher.Call[takeCall, 
 		for i, g := range undecided {
 			keys[i] = g.key
 		}
-		// A key deleted since its request was authenticated makes the
-		// insert fail its foreign key: those requests go alone.
-		if err = l.q.EnsureRateLimitRows(ctx, keys); err == nil || batcher.ItemFault(err) {
-			if err == nil {
-				undecided, err = l.takeAll(ctx, undecided)
-			} else {
-				err = nil
-			}
+		switch err = l.q.EnsureRateLimitRows(ctx, keys); {
+		case err == nil:
+			undecided, err = l.takeAll(ctx, undecided)
+		case batcher.ItemFault(err):
+			// A key deleted since its request was authenticated fails the
+			// insert's foreign key: the undecided requests go alone.
+			err = nil
 		}
 	}
 	if err != nil {

@@ -2,13 +2,10 @@ package auth_test
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/clipper/clipper/internal/apperr"
@@ -125,38 +122,6 @@ func TestBatchLimiter(t *testing.T) {
 		require.Error(t, aloneErr)
 		require.Error(t, u.err)
 		require.Equal(t, apperr.CodeOf(aloneErr), apperr.CodeOf(u.err))
-	})
-
-	// Committed, concurrent requests through two batch limiters and a
-	// single one (three replicas) admit exactly the limit between them.
-	t.Run("SharedAcrossReplicas", func(t *testing.T) {
-		t.Parallel()
-		pool, dsn := pgtest.NewPool(t)
-		other, err := pgxpool.New(ctx, dsn)
-		require.NoError(t, err)
-		t.Cleanup(other.Close)
-		key := newKey(t, pool)
-		a := auth.NewBatchLimiter(pool, batcher.Options{})
-		b := auth.NewBatchLimiter(other, batcher.Options{})
-		t.Cleanup(a.Close)
-		t.Cleanup(b.Close)
-		limiters := []auth.Limiter{a, b, auth.NewLimiter(pool)}
-		var allowed atomic.Int64
-		var wg sync.WaitGroup
-		for i := range 60 {
-			wg.Go(func() {
-				d, err := limiters[i%3].Take(ctx, key.ID, 10)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if d.Allowed {
-					allowed.Add(1)
-				}
-			})
-		}
-		wg.Wait()
-		require.EqualValues(t, 10, allowed.Load())
 	})
 
 	t.Run("ClosedRefuses", func(t *testing.T) {

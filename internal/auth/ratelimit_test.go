@@ -13,6 +13,7 @@ import (
 
 	"github.com/clipper/clipper/internal/apikeys"
 	"github.com/clipper/clipper/internal/auth"
+	"github.com/clipper/clipper/internal/batcher"
 	"github.com/clipper/clipper/internal/database"
 	"github.com/clipper/clipper/internal/pgtest"
 )
@@ -101,8 +102,9 @@ func TestPGLimiter(t *testing.T) {
 		require.Error(t, err)
 	})
 
-	// Two pools stand for two replicas; committed, concurrent requests
-	// admit exactly the limit between them.
+	// Two pools stand for two replicas, each with a single-statement and
+	// a batching limiter (auth.BatchLimiter); committed, concurrent
+	// requests admit exactly the limit between them.
 	t.Run("SharedAcrossReplicas", func(t *testing.T) {
 		t.Parallel()
 		pool, dsn := pgtest.NewPool(t)
@@ -110,12 +112,15 @@ func TestPGLimiter(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(other.Close)
 		key := newKey(t, pool)
-		limiters := []*auth.PGLimiter{auth.NewLimiter(pool), auth.NewLimiter(other)}
+		batchA, batchB := auth.NewBatchLimiter(pool, batcher.Options{}), auth.NewBatchLimiter(other, batcher.Options{})
+		t.Cleanup(batchA.Close)
+		t.Cleanup(batchB.Close)
+		limiters := []auth.Limiter{auth.NewLimiter(pool), auth.NewLimiter(other), batchA, batchB}
 		var allowed atomic.Int64
 		var wg sync.WaitGroup
-		for i := range 40 {
+		for i := range 80 {
 			wg.Go(func() {
-				d, err := limiters[i%2].Take(ctx, key.ID, 10)
+				d, err := limiters[i%len(limiters)].Take(ctx, key.ID, 10)
 				if err != nil {
 					t.Error(err)
 					return

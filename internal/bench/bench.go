@@ -159,13 +159,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	defer e.pool.Close()
 
-	rep.Machine = Machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), Jobs: opts.Jobs, Events: opts.Events}
+	rep.Machine = Machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), Jobs: opts.Jobs, Events: opts.Events, HugePages: e.hugePages}
 	var fsync string
 	if err := e.pool.QueryRow(ctx, "select current_setting('server_version'), current_setting('fsync')").Scan(&rep.Machine.Postgres, &fsync); err != nil {
 		return nil, err
 	}
 	rep.Machine.DurableWAL = fsync == "on"
-	rep.Machine.HugePages = e.hugePages
 
 	for _, p := range e.phases() {
 		if err := ctx.Err(); err != nil {
@@ -275,8 +274,9 @@ func (e *env) database(ctx context.Context) (string, func(), error) {
 	}
 	e.logf("local cluster in %s on port %d", dir, db.Cluster.Port())
 	if huge, err := db.Cluster.HugePages(); err == nil {
-		e.hugePages = map[bool]string{true: "on", false: "off"}[huge]
+		e.hugePages = "on"
 		if !huge {
+			e.hugePages = "off"
 			e.logf("the buffer pool is on 4 kB pages (too few huge pages reserved: vm.nr_hugepages): every connection faults each page in on first touch, which on some virtual machines bounds the volume phases (docs/performance.md)")
 		}
 	}

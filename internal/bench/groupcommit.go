@@ -36,7 +36,7 @@ func (e *env) groupCommit(ctx context.Context) error {
 		create func(context.Context, jobs.CreateParams) (jobs.Job, bool, error)
 	}{{"off", repo.Create}, {"on", gcJobs.Create}} {
 		lat := &latencies{}
-		prof := e.profileIf(ctx, v.name == "on")
+		prof := startProfile(ctx, e.pool)
 		n, elapsed, err := runFor(ctx, e.opts.Clients, e.opts.Phase, func(ctx context.Context, w int) (int, error) {
 			t := time.Now()
 			if _, _, err := v.create(ctx, newJob(w)); err != nil {
@@ -50,7 +50,7 @@ func (e *env) groupCommit(ctx context.Context) error {
 		}
 		e.rep.add("create_single_gc_"+v.name, float64(n)/elapsed.Seconds(), "jobs/s")
 		e.rep.add("create_single_gc_"+v.name+"_p95_ms", lat.percentile(95), "ms")
-		prof.finishIf(e, "create_single_gc_"+v.name)
+		prof.finish(e, "create_single_gc_"+v.name)
 	}
 
 	// Each client appends to its own job, as in the event appends phase.
@@ -71,7 +71,7 @@ func (e *env) groupCommit(ctx context.Context) error {
 		append func(context.Context, uuid.UUID, string, json.RawMessage) (events.Event, error)
 	}{{"off", evRepo.Append}, {"on", gcEvents.Append}} {
 		lat := &latencies{}
-		prof := e.profileIf(ctx, v.name == "on")
+		prof := startProfile(ctx, e.pool)
 		n, elapsed, err := runFor(ctx, e.opts.Clients, e.opts.Phase, func(ctx context.Context, w int) (int, error) {
 			t := time.Now()
 			if _, err := v.append(ctx, ids[w], "log", data); err != nil {
@@ -85,7 +85,7 @@ func (e *env) groupCommit(ctx context.Context) error {
 		}
 		e.rep.add("event_append_single_gc_"+v.name, float64(n)/elapsed.Seconds(), "events/s")
 		e.rep.add("event_append_single_gc_"+v.name+"_p95_ms", lat.percentile(95), "ms")
-		prof.finishIf(e, "event_append_single_gc_"+v.name)
+		prof.finish(e, "event_append_single_gc_"+v.name)
 	}
 
 	if e.opts.SkipHTTP {
@@ -150,7 +150,7 @@ func (e *env) httpCreates(ctx context.Context, name string, window time.Duration
 		return err
 	}
 	lat := &latencies{}
-	prof := e.profileIf(ctx, window > 0)
+	prof := startProfile(ctx, e.pool)
 	n, elapsed, err := runFor(ctx, e.opts.Clients, e.opts.Phase, func(ctx context.Context, _ int) (int, error) {
 		t := time.Now()
 		if err := post(ctx); err != nil {
@@ -164,6 +164,6 @@ func (e *env) httpCreates(ctx context.Context, name string, window time.Duration
 	}
 	e.rep.add(fmt.Sprintf("http_create_job_rps_%dc_gc_%s", e.opts.Clients, name), float64(n)/elapsed.Seconds(), "req/s")
 	e.rep.add(fmt.Sprintf("http_create_job_%dc_gc_%s_p95_ms", e.opts.Clients, name), lat.percentile(95), "ms")
-	prof.finishIf(e, fmt.Sprintf("http_create_job_%dc_gc_%s", e.opts.Clients, name))
+	prof.finish(e, fmt.Sprintf("http_create_job_%dc_gc_%s", e.opts.Clients, name))
 	return nil
 }

@@ -147,19 +147,3 @@ func (p *profile) finish(e *env, name string) {
 	}
 	e.logf("  %s: top waits of active backends: %s", name, strings.Join(parts, ", "))
 }
-
-// profileIf starts a profile when on, else returns nil (which finishIf
-// ignores).
-func (e *env) profileIf(ctx context.Context, on bool) *profile {
-	if !on {
-		return nil
-	}
-	return startProfile(ctx, e.pool)
-}
-
-// finishIf finishes a profile profileIf started.
-func (p *profile) finishIf(e *env, name string) {
-	if p != nil {
-		p.finish(e, name)
-	}
-}

@@ -2,10 +2,10 @@
 -- Time-ordered job ids: UUID version 7 (RFC 9562), 48 bits of Unix
 -- milliseconds, then 74 random bits. A random (version 4) id put each new
 -- job on a random leaf of jobs_pkey, and each of its events on a random
--- leaf of job_events_pkey (job_id leads it): at volume every insert
--- touched a page of its own, and after each checkpoint wrote that page
--- whole to the WAL. New jobs and their events now land at the right edge
--- of both indexes. Ids stay unguessable (74 random bits); the time they
+-- leaf of job_events_pkey (job_id leads it). New jobs and their events
+-- now land at the right edge of both indexes, and cleanup deletes old jobs
+-- from neighbouring pages (clipper bench, cleanup at 10M events: 1.2 to
+-- 1.7x the events/s). Ids stay unguessable (74 random bits); the time they
 -- carry is the job's created_at, which its readers see anyway. Existing
 -- ids stay as they are: ids are compared only for equality and as the
 -- last tie-break of an order.
@@ -13,8 +13,8 @@
 -- PostgreSQL 15 has no uuidv7() (18 has). The first 6 bytes of
 -- gen_random_uuid() become the milliseconds, and its version nibble 0100
 -- becomes 0111 (bits 52 and 53, counted from the low bit of each byte);
--- its variant bits stay. Plain SQL with every name qualified and no SET
--- clause, so that PostgreSQL can inline it into the statement that calls it.
+-- its variant bits stay. Every name is qualified, so the caller's
+-- search_path cannot redirect it.
 create or replace function clipper_internal.uuid_v7() returns uuid
   language sql
   volatile
